@@ -1,0 +1,32 @@
+"""Fixtures shared by every test: git isolated from the developer's environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_git_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Clear ``HOME`` and every ``GIT_*`` variable, as dulwich's own tests do.
+
+    Neither dulwich nor the ``git`` CLI then sees the developer's config,
+    hooks or identity, so tests behave the same on every machine.
+    """
+    home = tmp_path_factory.mktemp("home")
+    for name in list(os.environ):
+        if name.startswith("GIT_"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("USERPROFILE", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Test Consumer")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "consumer@example.invalid")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "Test Consumer")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "consumer@example.invalid")
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    monkeypatch.delenv("ORIGIN_SECRET_FILE", raising=False)
+    return home
