@@ -1,0 +1,96 @@
+"""Fixtures for snapbuild's tests: small source catalogs in the plan's schema."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+# The authoritative catalog's schema as the plan (Tasks 2 and 5) fixes it.
+PLAN_SCHEMA = """
+create table playlists (
+    id integer primary key,
+    platform text not null,
+    remote_playlist_id text not null,
+    name text not null,
+    description text,
+    cover_url text,
+    play_count integer default 0,
+    collected_song_count integer default 0
+);
+create table songs (
+    id integer primary key,
+    platform text not null,
+    remote_song_id text not null,
+    name text not null,
+    singers text,
+    ext text,
+    file_size_bytes integer,
+    metadata_json text
+);
+create table playlist_songs (playlist_id integer not null, song_id integer not null, position integer not null);
+create table playlist_pools (
+    id integer primary key,
+    platform text not null,
+    pool_kind text not null,
+    external_id text not null,
+    name text not null,
+    url text,
+    metadata_json text
+);
+create table pool_playlists (pool_id integer not null, playlist_id integer not null);
+create table storage_backends (
+    id integer primary key,
+    name text not null,
+    backend_type text not null,
+    base_path text,
+    config_json text
+);
+create table file_assets (
+    id integer primary key,
+    song_id integer not null,
+    quality_label text,
+    ext text,
+    file_size_bytes integer
+);
+create table file_locations (
+    id integer primary key,
+    file_asset_id integer not null,
+    backend_id integer not null,
+    locator text not null,
+    status text not null,
+    is_primary integer not null
+);
+"""
+
+# The plan's Task 5 rows, with the correct UTF-8 text.
+PLAN_ROWS = """
+insert into playlists values (1, 'kuwo', '16', '酷我飙升榜', 'desc', 'https://img/top.jpg', 1000, 1);
+insert into songs values (10, 'netease', '65800', '海屿你', '马也 / Crabbit', 'flac', 123456, '{"duration_ms": 0}');
+insert into playlist_songs values (1, 10, 1);
+insert into playlist_pools values (5, 'kuwo', 'toplist', 'kuwo_top_16', '酷我榜单', null, '{}');
+insert into pool_playlists values (5, 1);
+insert into storage_backends values (2, 'main-s3', 'object_storage', null, '{"public_base_url": "https://cdn.example"}');
+insert into file_assets values (7, 10, 'super', 'flac', 123456);
+insert into file_locations values (9, 7, 2, 'music/netease/test.flac', 'active', 1);
+"""
+
+
+def write_catalog(path: Path, *scripts: str) -> Path:
+    """Create a source catalog at ``path`` from the plan's schema plus ``scripts``."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.executescript(PLAN_SCHEMA)
+        for script in scripts:
+            conn.executescript(script)
+        conn.commit()
+    finally:
+        conn.close()
+    return path
+
+
+@pytest.fixture
+def plan_catalog(tmp_path: Path) -> Path:
+    """The plan's Task 5 catalog: one playlist in a toplist pool, one track, one object-storage file."""
+    return write_catalog(tmp_path / "catalogsync.db", PLAN_ROWS)
