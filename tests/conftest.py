@@ -30,3 +30,20 @@ def isolated_git_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     monkeypatch.delenv("ORIGIN_SECRET_FILE", raising=False)
     return home
+
+
+def require_tool(name: str) -> str:
+    """Return the path of an external tool, or skip the test when it is missing.
+
+    Under CI (``CI`` set, as ``.ci/run`` runs) a missing tool fails the test
+    instead: CI installs every tool the suite needs, so a skip there would
+    hide a broken install step.
+    """
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is required in CI but is not installed")
+        pytest.skip(f"{name} is not installed")
+    return path
