@@ -552,6 +552,14 @@ def _resolve(repo: Repo, rev: str) -> bytes:
     return sha
 
 
+def _head_exists(repo: Repo) -> bool:
+    try:
+        repo.refs[b"HEAD"]
+    except KeyError:
+        return False
+    return True
+
+
 def resolve_rev(repo_path: str | os.PathLike[str], rev: str = "HEAD") -> bytes:
     """Resolve a revision to a commit's hex id.
 
@@ -814,12 +822,9 @@ def snapshot_history(
     """
     entries: list[HistoryEntry] = []
     with _reading(repo_path) as repo:
-        try:
-            sha: bytes | None = _resolve(repo, rev)
-        except RepoError:
-            if rev == "HEAD" and BRANCH_REF not in repo.refs and b"HEAD" not in repo.refs:
-                return []
-            raise
+        if rev == "HEAD" and not _head_exists(repo):
+            return []
+        sha: bytes | None = _resolve(repo, rev)
         info = _manifest_at(repo, sha) if sha else None
         while sha and info and (limit is None or len(entries) < limit):
             commit = repo.object_store[sha]
