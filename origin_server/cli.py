@@ -7,6 +7,7 @@ and exit code 1 here, in :func:`main`; click's usage errors exit 2.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -17,6 +18,148 @@ from .errors import OriginError
 @click.version_option(package_name="snapbuild")
 def cli() -> None:
     """Serve NAS-only audio through signed, expiring tokens, and mint those tokens."""
+
+
+@cli.command()
+@click.option(
+    "--media-root",
+    "media_roots",
+    multiple=True,
+    required=True,
+    metavar="[NAME=]PATH",
+    help="A media root; NAME is the storage backend a token's 'backend' claim names (repeatable).",
+)
+@click.option(
+    "--secret-file",
+    envvar="ORIGIN_SECRET_FILE",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=True),
+    help="Key file (KID:SECRET per line, first line signs). Env: ORIGIN_SECRET_FILE.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free port).")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 256), help="Worker threads.")
+@click.option(
+    "--connection-limit",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1, 511),
+    help="Open connections at most (below Windows' select() ceiling of 512).",
+)
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="URL", help="Origin allowed by CORS (repeatable).")
+@click.option("--trusted-proxy", metavar="ADDR", help="Reverse proxy whose X-Forwarded-For is believed.")
+@click.option("--offload", type=click.Choice(["nginx"]), help="Answer with X-Accel-Redirect; nginx sends the bytes.")
+@click.option("--offload-prefix", default="/_protected", show_default=True, help="nginx internal location for --offload.")
+@click.option("--max-age", default=3600, show_default=True, type=click.IntRange(0), help="Cache-Control max-age cap (s).")
+@click.option("--leeway", default=30, show_default=True, type=click.IntRange(0, 3600), help="Clock skew allowed (s).")
+def serve(
+    media_roots: tuple[str, ...],
+    secret_file: Path,
+    host: str,
+    port: int,
+    threads: int,
+    connection_limit: int,
+    cors_origins: tuple[str, ...],
+    trusted_proxy: str | None,
+    offload: str | None,
+    offload_prefix: str,
+    max_age: int,
+    leeway: int,
+) -> None:
+    """Stream media files to players that present a valid token (waitress, no TLS).
+
+    Example:
+
+        origin-server serve --media-root music=D:\\Music --secret-file origin.keys --port 8080
+    """
+    import time
+
+    from .app import create_app
+    from .config import OriginConfig, check_roots, parse_media_root
+    from .errors import ConfigError
+    from .server import configure_logging, make_server
+    from .tokens import read_key_file
+
+    roots: dict[str | None, Path] = {}
+    for spec in media_roots:
+        name, path = parse_media_root(spec)
+        if name in roots:
+            raise ConfigError(f"--media-root {spec!r}: root {name or '(default)'} given twice")
+        roots[name] = path
+    keys = read_key_file(secret_file)
+    config = OriginConfig(
+        roots=check_roots(roots),
+        keys=keys,
+        clock=time.time,
+        leeway=leeway,
+        cors_origins=cors_origins,
+        offload=offload,
+        offload_prefix=offload_prefix,
+        max_age=max_age,
+    )
+    configure_logging()
+    server = make_server(
+        create_app(config),
+        host=host,
+        port=port,
+        threads=threads,
+        connection_limit=connection_limit,
+        trusted_proxy=trusted_proxy,
+    )
+    mode = ", offload nginx" if offload else ""
+    shown_host = f"[{host}]" if ":" in host else host
+    click.echo(
+        f"origin-server: serving on http://{shown_host}:{server.effective_port} "
+        f"({len(roots)} media root(s), {len(keys)} key(s){mode})"
+    )
+    sys.stdout.flush()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+@cli.command()
+@click.option(
+    "--secret-file",
+    envvar="ORIGIN_SECRET_FILE",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=True),
+    help="Key file (KID:SECRET per line, first line signs). Env: ORIGIN_SECRET_FILE.",
+)
+@click.option("--locator", required=True, help="The file's storage key, relative to its media root.")
+@click.option("--backend", help="Storage backend naming the media root (the 'backend' claim).")
+@click.option("--ttl", default=3600, show_default=True, type=click.IntRange(1), help="Shortest lifetime (s).")
+@click.option(
+    "--round",
+    "round_to",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Round the expiry up to a multiple of this many seconds, so re-minted URLs repeat (0: whole seconds).",
+)
+@click.option("--base-url", metavar="URL", help="Print the full stream URL under this origin instead of the token.")
+def token(secret_file: Path, locator: str, backend: str | None, ttl: int, round_to: int, base_url: str | None) -> None:
+    """Mint a token (or stream URL) for one file, signed with the key file's first key.
+
+    \b
+    Example:
+        origin-server token --secret-file origin.keys --locator "netease/马也/海屿你.flac" --base-url http://nas:8080
+        ORIGIN_SECRET_FILE=origin.keys origin-server token --locator "a/b.flac" --ttl 7200 --round 600
+    """
+    import time
+
+    from .tokens import create_origin_token, expires_at, read_key_file, stream_url
+
+    keys = read_key_file(secret_file)
+    exp = expires_at(time.time(), ttl, round_to=round_to)
+    try:
+        minted = create_origin_token(keys, locator, exp, backend=backend)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--locator/--backend") from None
+    click.echo(stream_url(base_url, minted) if base_url else minted)
 
 
 def main(argv: list[str] | None = None) -> int:

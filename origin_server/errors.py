@@ -22,6 +22,13 @@ class ConfigError(OriginError):
         self.line = line
 
 
+class NotConfigured(OriginError):
+    """No signing key is configured, so no token can be checked: the app answers 503."""
+
+    def __init__(self) -> None:
+        super().__init__("no signing key configured")
+
+
 class FileRefused(OriginError):
     """A locator does not name a regular file inside a media root.
 

@@ -1,0 +1,113 @@
+"""Access log (one line per request, written when the response starts) and token redaction.
+
+The token is a bearer credential valid until it expires, so it must never
+reach a log: the access line carries ``sha256(token)[:12]`` instead (enough to
+correlate with the minting service's own log), and :class:`RedactTokens`
+scrubs stream URLs out of waitress's own records ("Exception while serving
+/api/private-origin/stream/<token>", "Client disconnected while serving ...").
+
+The line is written from falcon's ``process_response``, never by wrapping the
+body iterator: waitress only sends a file from its I/O loop when the app
+returns waitress's own file wrapper untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from typing import Any
+
+import falcon
+
+ACCESS_LOGGER = "origin_server.access"
+ERROR_LOGGER = "origin_server"
+
+_STREAM_URL = re.compile(r"(/stream/)[^\s/?#\"']+")
+
+
+def token_digest(token: str) -> str:
+    """Return the first 12 hex digits of the token's SHA-256: loggable, not replayable."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def redact(text: str) -> str:
+    """Replace every ``/stream/<token>`` in ``text`` with ``/stream/<redacted>``."""
+    return _STREAM_URL.sub(r"\1<redacted>", text)
+
+
+class RedactTokens(logging.Filter):
+    """A logging filter that removes stream tokens from a record's message and traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record in place (message, args, exception text); always keep it."""
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: keep the raw template only
+            message = str(record.msg)
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def install_redaction(*names: str) -> None:
+    """Attach one :class:`RedactTokens` to each named logger (default: waitress's), idempotently."""
+    for name in names or ("waitress",):
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, RedactTokens) for existing in logger.filters):
+            logger.addFilter(RedactTokens())
+
+
+class AccessLog:
+    """Falcon middleware: one line per request, ``METHOD route status bytes ms client tok=digest``.
+
+    ``route`` is the matched URI template (never the raw path, which holds the
+    token); ``bytes`` is the ``Content-Length`` sent (``-`` when none); ``ms`` is
+    the time until the response starts; ``client`` is ``REMOTE_ADDR``, which
+    waitress rewrites from ``X-Forwarded-For`` only for a ``--trusted-proxy``.
+    """
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger or logging.getLogger(ACCESS_LOGGER)
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Note when the request arrived."""
+        req.context.started = time.perf_counter()
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
+    ) -> None:
+        """Keep a digest of the token (never the token) for the log line."""
+        token = params.get("token")
+        if isinstance(token, str):
+            req.context.token_digest = token_digest(token)
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        """Write the access line as the response starts."""
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        started = req.context.get("started")
+        elapsed = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+        length = resp.headers.get("content-length")
+        if length is None:
+            body = resp.render_body()  # serialises (and caches) a JSON error body
+            length = str(len(body)) if body is not None else None
+        self.logger.info(
+            "%s %s %s %s %.1fms %s tok=%s",
+            req.method,
+            req.uri_template or "-",
+            str(resp.status).split(" ", 1)[0],
+            length or "-",
+            elapsed,
+            req.remote_addr or "-",
+            req.context.get("token_digest", "-"),
+        )

@@ -1,0 +1,105 @@
+"""The origin's configuration: what the CLI (or an embedding program) hands to ``create_app``.
+
+The app reads nothing from the environment or the wall clock itself: roots,
+keys and the clock arrive here, so tests and embedders control all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .tokens import KeyRing
+
+#: Backend names, as ``storage_backends.name`` holds them and the token's ``backend`` claim names them.
+_ROOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+#: The X-Accel-Redirect segment for the unnamed (default) root; no named root may use it.
+DEFAULT_ROOT_SEGMENT = "_default"
+_OFFLOAD_PREFIX = re.compile(r"/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-]\Z")
+OFFLOAD_MODES = ("nginx",)
+
+
+@dataclass(frozen=True)
+class OriginConfig:
+    """Everything the app needs, passed in.
+
+    Attributes:
+        roots: backend name (None for the default root) -> media root directory.
+        keys: the key ring tokens are checked with; None answers every stream request 503.
+        clock: returns Unix seconds; the only time source for token checks.
+        leeway: seconds of clock skew allowed on ``exp`` and ``nbf``.
+        cors_origins: origins (``https://player.example``) allowed to read responses; ``*`` for any.
+        offload: None to send bytes, or ``"nginx"`` to answer with ``X-Accel-Redirect``.
+        offload_prefix: the nginx internal location the redirect points under.
+        max_age: upper bound of ``Cache-Control: max-age`` (also bounded by the token's expiry).
+        cors_max_age: how long a browser may cache a preflight answer.
+    """
+
+    roots: Mapping[str | None, Path]
+    keys: KeyRing | None
+    clock: Callable[[], float] = time.time
+    leeway: float = 30
+    cors_origins: tuple[str, ...] = ()
+    offload: str | None = None
+    offload_prefix: str = "/_protected"
+    max_age: int = 3600
+    cors_max_age: int = 600
+
+    def __post_init__(self) -> None:
+        for name in self.roots:
+            if name is not None and (not _ROOT_NAME.match(name) or name == DEFAULT_ROOT_SEGMENT):
+                raise ConfigError(f"invalid media root name {name!r} (letters, digits, '.', '_', '-')")
+        if self.offload is not None and self.offload not in OFFLOAD_MODES:
+            raise ConfigError(f"unknown offload mode {self.offload!r} (choose: {', '.join(OFFLOAD_MODES)})")
+        if not _OFFLOAD_PREFIX.match(self.offload_prefix) or "//" in self.offload_prefix:
+            raise ConfigError(f"invalid offload prefix {self.offload_prefix!r} (like /_protected)")
+        if self.max_age < 0 or self.cors_max_age < 0 or self.leeway < 0:
+            raise ConfigError("max-age, CORS max-age and leeway must not be negative")
+        object.__setattr__(self, "roots", MappingProxyType(dict(self.roots)))
+        object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
+
+
+def parse_media_root(spec: str) -> tuple[str | None, Path]:
+    """Parse ``[NAME=]PATH`` from the command line; ``=PATH`` forces an unnamed root.
+
+    A prefix before the first ``=`` is a name only if it looks like one
+    (letters, digits, ``.``, ``_``, ``-``), so ``D:\\music`` and most paths with
+    ``=`` in them still parse as paths.
+
+    Raises:
+        ConfigError: empty path or a name that cannot be a backend name.
+    """
+    name: str | None = None
+    path = spec
+    head, sep, tail = spec.partition("=")
+    if sep and (head == "" or _ROOT_NAME.match(head)):
+        name, path = (head or None), tail
+    if not path:
+        raise ConfigError(f"--media-root {spec!r}: no path given")
+    return name, Path(path)
+
+
+def check_roots(roots: Mapping[str | None, Path]) -> dict[str | None, Path]:
+    """Return the roots as absolute real paths, refusing any that is not a readable directory.
+
+    Raises:
+        ConfigError: a root is missing, not a directory, or not readable.
+    """
+    checked: dict[str | None, Path] = {}
+    for name, root in roots.items():
+        label = f"media root {name!r}" if name else "default media root"
+        if not root.is_dir():
+            raise ConfigError(f"{label} is not a directory: {root}", path=root)
+        if not os.access(root, os.R_OK | os.X_OK):
+            raise ConfigError(f"{label} is not readable: {root}", path=root)
+        checked[name] = Path(os.path.realpath(root))
+    return checked

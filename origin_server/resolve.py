@@ -1,0 +1,209 @@
+"""Turn a token's locator into an open regular file under a media root, or refuse.
+
+The locator comes from a signed token, but it is still treated as hostile: a
+minting service with a bug (or a catalog row with a strange name) must never
+make the origin serve a byte from outside its media roots. Every refusal
+raises the same :class:`~origin_server.errors.FileRefused`, whatever the
+reason, so a response never tells a prober which rule fired.
+
+Layers, each sufficient on its own for the forms it covers:
+
+1. Lexical checks on the locator (:func:`locator_segments`): no NUL or
+   control characters, no backslash or ``:``, no absolute, drive or UNC form,
+   no ``.``/``..``/empty segment, no trailing dot or space, no Windows device
+   name in any segment, bounded length. These stop the Windows-only tricks
+   (``C:x``, ``::$DATA``, ``NUL.flac``) on every platform, so a catalog that
+   works on Linux keeps working when the NAS is a Windows box.
+2. Containment (:func:`resolve_locator`): the real path (symlinks and
+   junctions resolved) must lie inside the root's real path, compared with
+   ``commonpath`` after ``normcase`` (case-insensitive on Windows).
+3. The open handle (:func:`open_regular_file`): opened without following a
+   final symlink where the OS allows it, never blocking (a FIFO would hang a
+   worker), then ``fstat`` must say "regular file" and name the same
+   (device, inode) as the checked path: a swap between check and open is
+   refused rather than served.
+
+What it cannot see: a hard link inside the root to a file elsewhere is, as far
+as any path check can tell, inside the root. Only people who can write into
+the media root can make one.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import FileRefused
+
+#: Longest locator accepted, in characters (well under Windows' 32k and Linux's 4k PATH_MAX).
+MAX_LOCATOR_CHARS = 1024
+#: Longest single segment, in UTF-8 bytes (NAME_MAX on Linux; NTFS allows 255 UTF-16 units).
+MAX_SEGMENT_BYTES = 255
+
+_RESERVED_STEMS = frozenset(
+    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
+    + [f"{prefix}{digit}" for prefix in ("COM", "LPT") for digit in "0123456789\u00b9\u00b2\u00b3"]
+)
+# Characters Windows refuses in names; on POSIX they are legal, but a catalog
+# meant to move between a Linux and a Windows NAS should not rely on them.
+_WINDOWS_INVALID = frozenset('<>"|?*')
+
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+@dataclass
+class OpenedFile:
+    """A regular file opened for streaming, with the facts its validators come from.
+
+    The caller owns ``file`` and must close it (or hand it to the server, which does).
+    """
+
+    file: BinaryIO
+    size: int
+    mtime_ns: int
+    inode: int
+    name: str
+
+    def close(self) -> None:
+        """Close the handle; safe to call twice."""
+        self.file.close()
+
+
+def is_reserved_name(segment: str) -> bool:
+    """Return True when Windows would treat ``segment`` as a device (``CON``, ``nul.flac``, ``COM1 .x``).
+
+    Mirrors Python 3.13's ``ntpath.isreserved`` rule for the stem, which older
+    Pythons lack: the part before the first dot, trailing spaces removed.
+    """
+    stem = segment.partition(".")[0].rstrip(" ").upper()
+    return stem in _RESERVED_STEMS
+
+
+def locator_segments(locator: object, *, windows: bool | None = None) -> tuple[str, ...]:
+    """Split a locator into path segments, refusing every form that could leave a root.
+
+    Args:
+        locator: the token's ``locator`` claim: a relative path with ``/`` separators.
+        windows: also refuse the characters Windows forbids in names
+            (``<>"|?*``); defaults to "running on Windows".
+
+    Returns:
+        The segments, in order, each a plain file or directory name.
+
+    Raises:
+        FileRefused: for any locator that is not a plain relative path.
+    """
+    if windows is None:
+        windows = os.name == "nt"
+    if not isinstance(locator, str) or not locator or len(locator) > MAX_LOCATOR_CHARS:
+        raise FileRefused()
+    for char in locator:
+        code = ord(char)
+        if code < 0x20 or 0x7F <= code <= 0x9F or char in "\\:" or (windows and char in _WINDOWS_INVALID):
+            raise FileRefused()
+    if locator.startswith("/"):
+        raise FileRefused()
+    segments = tuple(locator.split("/"))
+    for segment in segments:
+        if (
+            segment in ("", ".", "..")
+            or segment.endswith((".", " "))
+            or is_reserved_name(segment)
+        ):
+            raise FileRefused()
+        try:
+            encoded = segment.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: no file on disk has that name
+            raise FileRefused() from None
+        if len(encoded) > MAX_SEGMENT_BYTES:
+            raise FileRefused()
+    return segments
+
+
+def _inside(root_real: str, candidate_real: str) -> bool:
+    """True when ``candidate_real`` is strictly below ``root_real`` (both real, absolute)."""
+    root_cmp = os.path.normcase(root_real)
+    candidate_cmp = os.path.normcase(candidate_real)
+    try:
+        common = os.path.commonpath([root_cmp, candidate_cmp])
+    except ValueError:  # different drives on Windows, or a mix of forms
+        return False
+    return common == root_cmp and candidate_cmp != root_cmp
+
+
+def resolve_locator(root: Path, locator: object) -> Path:
+    """Return the real path a locator names under ``root``, refusing anything outside it.
+
+    Args:
+        root: the media root (need not be a real path itself).
+        locator: the token's ``locator`` claim.
+
+    Returns:
+        The resolved absolute path, inside the root's real path.
+
+    Raises:
+        FileRefused: bad locator, missing root, or a path that resolves outside the root.
+    """
+    segments = locator_segments(locator)
+    try:
+        root_real = os.path.realpath(root, strict=True)
+        candidate_real = os.path.realpath(os.path.join(root_real, *segments), strict=True)
+    except (OSError, ValueError):
+        raise FileRefused() from None
+    if not _inside(root_real, candidate_real):
+        raise FileRefused()
+    return Path(candidate_real)
+
+
+def open_regular_file(root: Path, locator: object) -> OpenedFile:
+    """Open the regular file a locator names under ``root``, for streaming.
+
+    Args:
+        root: the media root.
+        locator: the token's ``locator`` claim.
+
+    Returns:
+        The open file (unbuffered, position 0) with its size, mtime and inode.
+
+    Raises:
+        FileRefused: for every reason a file cannot be served, all alike.
+    """
+    path = resolve_locator(root, locator)
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except (OSError, ValueError):
+        raise FileRefused() from None
+    try:
+        opened = os.fstat(fd)
+        named = os.stat(path, follow_symlinks=False)
+        if (
+            not stat.S_ISREG(opened.st_mode)
+            or (opened.st_dev, opened.st_ino) != (named.st_dev, named.st_ino)
+        ):
+            raise FileRefused()
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        handle = os.fdopen(fd, "rb", buffering=0)
+    except FileRefused:
+        os.close(fd)
+        raise
+    except (OSError, ValueError):
+        os.close(fd)
+        raise FileRefused() from None
+    return OpenedFile(
+        file=handle,  # type: ignore[arg-type]
+        size=opened.st_size,
+        mtime_ns=opened.st_mtime_ns,
+        inode=opened.st_ino,
+        name=str(locator).rpartition("/")[2],  # the name the catalog uses, not a symlink target's
+    )

@@ -1,0 +1,74 @@
+"""Build the waitress server for the origin app (used by ``origin-server serve``, tests and benchmarks)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import waitress
+import waitress.server
+
+from .accesslog import RedactTokens, install_redaction
+from .errors import ConfigError
+
+#: Windows' select() handles at most 512 sockets; stay below it everywhere so a
+#: configuration that works on Linux also works on a Windows NAS.
+MAX_CONNECTION_LIMIT = 511
+
+
+def make_server(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    threads: int = 4,
+    connection_limit: int = 200,
+    trusted_proxy: str | None = None,
+) -> waitress.server.BaseWSGIServer:
+    """Create (bind, not yet run) a waitress server for ``app``.
+
+    Args:
+        app: the WSGI app (from :func:`origin_server.app.create_app`).
+        host, port: where to listen; port 0 picks a free port (see ``server.effective_port``).
+        threads: worker threads; streaming does not hold them, so a few suffice.
+        connection_limit: open connections at most (paused players each hold one).
+        trusted_proxy: the address of a reverse proxy whose ``X-Forwarded-For`` /
+            ``X-Forwarded-Proto`` waitress believes (``REMOTE_ADDR`` in the access log).
+
+    Raises:
+        ConfigError: a limit out of range.
+    """
+    if not 1 <= connection_limit <= MAX_CONNECTION_LIMIT:
+        raise ConfigError(f"--connection-limit must be between 1 and {MAX_CONNECTION_LIMIT} (Windows' select() ceiling)")
+    if not 1 <= threads <= 256:
+        raise ConfigError("--threads must be between 1 and 256")
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "threads": threads,
+        "connection_limit": connection_limit,
+        "ident": "origin-server",
+        "clear_untrusted_proxy_headers": True,
+        # poll() has no FD_SETSIZE ceiling; Windows has no poll() in asyncore's sense.
+        "asyncore_use_poll": os.name != "nt",
+    }
+    if trusted_proxy:
+        options.update(
+            trusted_proxy=trusted_proxy,
+            trusted_proxy_count=1,
+            trusted_proxy_headers={"x-forwarded-for", "x-forwarded-proto"},
+        )
+    return waitress.create_server(app, **options)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log to stderr, one line per record, with tokens redacted from every record that passes."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactTokens())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
+    install_redaction()

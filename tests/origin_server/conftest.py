@@ -1,0 +1,170 @@
+"""Fixtures for the origin: a media tree with a secret beside it, keys, tokens, apps and real servers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import falcon.testing
+import pytest
+
+from origin_server.app import create_app
+from origin_server.config import OriginConfig
+from origin_server.server import make_server
+from origin_server.tokens import KeyRing, create_origin_token
+
+SECRET = "s3cret-for-tests-0123456789abcdef-0123456789"
+NOW = 1_800_000_000.0
+EXPIRES = NOW + 600
+#: Bytes that live beside the media root; no response may ever contain them.
+OUTSIDE_BYTES = b"OUTSIDE-THE-ROOT-" + bytes(range(256)) * 4
+STREAM = "/api/private-origin/stream/"
+
+
+@dataclass
+class Media:
+    """A media root with known files, and a secret file beside it."""
+
+    root: Path
+    other_root: Path
+    outside: Path
+    files: dict[str, bytes]
+
+
+@pytest.fixture
+def media(tmp_path: Path) -> Media:
+    """Build ``root/`` (plain, nested, Chinese, awkward names) and ``secret.bin`` beside it."""
+    root = tmp_path / "media"
+    other = tmp_path / "other"
+    root.mkdir()
+    other.mkdir()
+    outside = tmp_path / "secret.bin"
+    outside.write_bytes(OUTSIDE_BYTES)
+    rng = __import__("random").Random(5)
+    files = {
+        "test.flac": b"test-audio",
+        "album/track.mp3": bytes(rng.randrange(256) for _ in range(300_000)),
+        "马也 - Crabbit/海屿你.flac": bytes(rng.randrange(256) for _ in range(70_000)),
+        'odd/a "quoted" \\ name #1 ?.m4a': b"odd-bytes" * 100,
+        "empty.wav": b"",
+    }
+    if os.name == "nt":  # '?' and '"' are not allowed in Windows names
+        files['odd/a quoted name #1.m4a'] = files.pop('odd/a "quoted" \\ name #1 ?.m4a')
+    for locator, data in files.items():
+        path = root.joinpath(*locator.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (other / "b.ogg").write_bytes(b"other-root-bytes")
+    return Media(root=root, other_root=other, outside=outside, files=files)
+
+
+def token_for(locator: str, *, backend: str | None = None, expires_at: float = EXPIRES, **extra: object) -> str:
+    """Mint a token with the test secret."""
+    return create_origin_token(SECRET, locator, expires_at, backend=backend, **extra)
+
+
+def make_config(media: Media, **overrides: object) -> OriginConfig:
+    """A config over the test media (default root plus ``other``), fixed clock."""
+    options: dict[str, object] = {
+        "roots": {None: media.root, "other": media.other_root},
+        "keys": KeyRing.single(SECRET),
+        "clock": lambda: NOW,
+    }
+    options.update(overrides)
+    return OriginConfig(**options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def client(media: Media) -> falcon.testing.TestClient:
+    """falcon's TestClient over the app with the test media."""
+    return falcon.testing.TestClient(create_app(make_config(media)))
+
+
+def open_fds() -> int | None:
+    """Count this process's open file descriptors (Linux), or None where unknown."""
+    fd_dir = Path("/proc/self/fd")
+    if not fd_dir.is_dir():
+        return None
+    return len(os.listdir(fd_dir))
+
+
+@dataclass
+class Running:
+    """A real server on 127.0.0.1."""
+
+    url: str
+    port: int
+
+
+@pytest.fixture
+def serve_app() -> Iterator[Callable[..., Running]]:
+    """Start a real waitress server (in a thread of this process) for an app; stopped at teardown."""
+    servers = []
+
+    def start(app: object, *, threads: int = 4, connection_limit: int = 200, trusted_proxy: str | None = None) -> Running:
+        server = make_server(
+            app, host="127.0.0.1", port=0, threads=threads, connection_limit=connection_limit, trusted_proxy=trusted_proxy
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        port = server.effective_port
+        return Running(url=f"http://127.0.0.1:{port}", port=port)
+
+    yield start
+    for server, thread in servers:
+        server.close()
+        server.task_dispatcher.shutdown(timeout=2)
+        thread.join(timeout=5)
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def cli_server(args: list[str], *, env: dict[str, str] | None = None, timeout: float = 20) -> Iterator[tuple[Running, subprocess.Popen]]:
+    """Run ``python -m origin_server serve ARGS --port 0`` and yield once its start line names the port."""
+    command = [sys.executable, "-m", "origin_server", "serve", *args, "--host", "127.0.0.1", "--port", "0"]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+        text=True,
+        encoding="utf-8",
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        line = ""
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()  # type: ignore[union-attr]
+            if line or process.poll() is not None:
+                break
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        if not match:
+            process.kill()
+            _out, err = process.communicate(timeout=5)
+            raise AssertionError(f"server did not start: {line!r} {err!r}")
+        port = int(match.group(1))
+        yield Running(url=f"http://127.0.0.1:{port}", port=port), process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
