@@ -1,0 +1,74 @@
+"""`push_snapshots`: main and tags reach a bare remote with git or dulwich; consumers clone and pull."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from snapbuild import repo as snaprepo
+from snapbuild.errors import PushError
+
+from .repo_support import fsck, git, make_snapshot
+
+
+@pytest.mark.parametrize("tool", ["git", "dulwich"])
+@pytest.mark.parametrize("url_form", ["path", "file-url"])
+def test_push_then_consumer_clones_and_pulls_fast_forward(tmp_path: Path, tool: str, url_form: str) -> None:
+    repo = tmp_path / "snapshots.git"
+    remote = tmp_path / "server" / "catalog.git"
+    git("init", "--quiet", "--bare", "--initial-branch=main", remote)
+    url = str(remote) if url_form == "path" else remote.as_uri()
+    git_exe = shutil.which("git") if tool == "git" else None
+    first = snaprepo.commit_snapshot(repo, make_snapshot(tmp_path / "a", tracks=40), lock_timeout=5)
+
+    pushed = snaprepo.push_snapshots(repo, url, git=git_exe)
+
+    assert pushed.tool == tool
+    clone = tmp_path / "consumer"
+    git("clone", "--quiet", url, clone)
+    assert git("-C", clone, "rev-parse", "HEAD").stdout.strip() == first.commit
+    assert git("-C", clone, "rev-parse", first.snapshot_id).stdout.strip() == first.commit
+
+    second = snaprepo.commit_snapshot(
+        repo, make_snapshot(tmp_path / "b", tracks=45, generated_at="2026-01-02T00:00:00Z"), lock_timeout=5
+    )
+    snaprepo.push_snapshots(repo, url, git=git_exe)
+    git("-C", clone, "pull", "--quiet", "--ff-only")
+    assert git("-C", clone, "rev-parse", "HEAD").stdout.strip() == second.commit
+    assert git("-C", clone, "rev-parse", second.snapshot_id).stdout.strip() == second.commit
+    assert (clone / "catalog_read.db").read_bytes() == (tmp_path / "b" / "catalog_read.db").read_bytes()
+    fsck(remote)
+    fsck(clone / ".git")
+
+
+@pytest.mark.parametrize("tool", ["git", "dulwich"])
+def test_push_to_a_missing_remote_is_a_push_error(tmp_path: Path, tool: str) -> None:
+    repo = tmp_path / "snapshots.git"
+    snaprepo.commit_snapshot(repo, make_snapshot(tmp_path / "a", tracks=4), lock_timeout=5)
+    with pytest.raises(PushError, match="push to"):
+        snaprepo.push_snapshots(repo, str(tmp_path / "nowhere.git"), git=shutil.which("git") if tool == "git" else None)
+
+
+@pytest.mark.parametrize("tool", ["git", "dulwich"])
+def test_push_never_overwrites_a_diverged_remote(tmp_path: Path, tool: str) -> None:
+    repo = tmp_path / "snapshots.git"
+    other = tmp_path / "other.git"
+    remote = tmp_path / "remote.git"
+    git("init", "--quiet", "--bare", "--initial-branch=main", remote)
+    snaprepo.commit_snapshot(other, make_snapshot(tmp_path / "o", tracks=9), lock_timeout=5)
+    snaprepo.push_snapshots(other, str(remote), git=shutil.which("git"))
+    before = git("--git-dir", remote, "rev-parse", "main").stdout
+    snaprepo.commit_snapshot(repo, make_snapshot(tmp_path / "a", tracks=4), lock_timeout=5)
+
+    with pytest.raises(PushError):
+        snaprepo.push_snapshots(repo, str(remote), git=shutil.which("git") if tool == "git" else None)
+    assert git("--git-dir", remote, "rev-parse", "main").stdout == before
+
+
+def test_push_with_nothing_committed_is_a_push_error(tmp_path: Path) -> None:
+    repo = tmp_path / "snapshots.git"
+    snaprepo.ensure_repo(repo)
+    with pytest.raises(PushError, match="no snapshots yet"):
+        snaprepo.push_snapshots(repo, str(tmp_path / "remote.git"), git=None)
