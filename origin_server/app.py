@@ -25,6 +25,7 @@ import urllib.parse
 from typing import Any
 
 import falcon
+from waitress.buffers import ReadOnlyFileBasedBuffer
 
 from .accesslog import ERROR_LOGGER, AccessLog, install_redaction, redact
 from .conditional import cache_max_age, content_range, http_date, make_etag, plan_response
@@ -138,6 +139,30 @@ class _ResponseHeaders:
             resp.set_header("Access-Control-Expose-Headers", CORS_EXPOSED_HEADERS)
 
 
+class _Span:
+    """An iterable over ``length`` bytes of a file from its current position; closes the file."""
+
+    def __init__(self, file: Any, length: int, block: int = 64 * 1024) -> None:
+        self.file = file
+        self.remaining = length
+        self.block = block
+
+    def __iter__(self) -> _Span:
+        return self
+
+    def __next__(self) -> bytes:
+        if self.remaining <= 0:
+            raise StopIteration
+        chunk = self.file.read(min(self.block, self.remaining))
+        if not chunk:
+            raise StopIteration
+        self.remaining -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self.file.close()
+
+
 class _Stream:
     """``/api/private-origin/stream/{token}``: GET and HEAD stream the file; OPTIONS answers preflights."""
 
@@ -232,7 +257,10 @@ class _Stream:
         if not send_body or plan.length == 0:
             return False
         opened.file.seek(plan.start)
-        resp.stream = opened.file
+        if req.env.get("wsgi.file_wrapper") is ReadOnlyFileBasedBuffer:
+            resp.stream = opened.file  # waitress stops at Content-Length and sends from its I/O loop
+        else:
+            resp.stream = _Span(opened.file, plan.length)  # other servers may read to EOF
         return True
 
 

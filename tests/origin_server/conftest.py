@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
+import json
 import os
 import re
 import socket
@@ -52,8 +56,8 @@ def media(tmp_path: Path) -> Media:
     rng = __import__("random").Random(5)
     files = {
         "test.flac": b"test-audio",
-        "album/track.mp3": bytes(rng.randrange(256) for _ in range(300_000)),
-        "马也 - Crabbit/海屿你.flac": bytes(rng.randrange(256) for _ in range(70_000)),
+        "album/track.mp3": rng.randbytes(300_000),
+        "马也 - Crabbit/海屿你.flac": rng.randbytes(70_000),
         'odd/a "quoted" \\ name #1 ?.m4a': b"odd-bytes" * 100,
         "empty.wav": b"",
     }
@@ -70,6 +74,25 @@ def media(tmp_path: Path) -> Media:
 def token_for(locator: str, *, backend: str | None = None, expires_at: float = EXPIRES, **extra: object) -> str:
     """Mint a token with the test secret."""
     return create_origin_token(SECRET, locator, expires_at, backend=backend, **extra)
+
+
+def raw_token(claims: dict[str, object], secret: str = SECRET) -> str:
+    """Mint an HS256 JWS by hand, for claims our own minting function refuses (absolute locators...).
+
+    The server must hold even when another language's minting code has no such checks.
+    """
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode("utf-8"))
+    body = b64(json.dumps(claims, ensure_ascii=False).encode("utf-8"))
+    mac = hmac.new(secret.encode("utf-8"), f"{header}.{body}".encode("ascii"), hashlib.sha256).digest()
+    return f"{header}.{body}.{b64(mac)}"
+
+
+def evil_token(locator: str) -> str:
+    """A correctly signed, unexpired token for any locator at all."""
+    return raw_token({"locator": locator, "exp": EXPIRES})
 
 
 def make_config(media: Media, **overrides: object) -> OriginConfig:
