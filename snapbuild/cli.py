@@ -6,7 +6,10 @@ its ``exit_code`` here, in :func:`main`, and nowhere else.
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
+from pathlib import Path
 
 import click
 
@@ -17,6 +20,78 @@ from .errors import SnapbuildError
 @click.version_option(package_name="snapbuild")
 def cli() -> None:
     """Build deterministic read-model snapshots of a music catalog and version them with git."""
+
+
+# --- snapshot repository: log, gc (see snapbuild/repo.py) -------------------------------
+
+
+def _human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _change_summary(entry: object) -> str:
+    changes = entry.changes  # type: ignore[attr-defined]
+    if entry.parent_snapshot_id is None:  # type: ignore[attr-defined]
+        return "first snapshot"
+    parts = []
+    for table, delta in changes.items():
+        if delta is None:
+            parts.append(f"{table} new")
+        elif delta:
+            parts.append(f"{table} {delta:+d}")
+    return ", ".join(parts) if parts else "same row counts"
+
+
+@cli.command("log")
+@click.option("--repo", "repo_path", type=click.Path(path_type=Path), default=Path("snapshots.git"),
+              show_default=True, help="Snapshot repository: the bare repository or any clone.")
+@click.option("--rev", default="HEAD", show_default=True, help="Start from this revision.")
+@click.option("-n", "--max-count", type=click.IntRange(min=1), default=None, help="Show at most N snapshots.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of text.")
+def log_command(repo_path: Path, rev: str, max_count: int | None, as_json: bool) -> None:
+    """List the snapshots on main, newest first: id, date, counts and row-count changes.
+
+    Example: snapbuild log --repo snapshots.git -n 5
+    """
+    from .repo import snapshot_history
+
+    entries = snapshot_history(repo_path, rev, limit=max_count)
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in entries], indent=2, ensure_ascii=False))
+        return
+    if not entries:
+        click.echo(f"no snapshots in {repo_path}")
+        return
+    for e in entries:
+        counts = " ".join(f"{k.removesuffix('_count')}s={v}" for k, v in e.counts.items())
+        click.echo(f"{e.snapshot_id}  {e.generated_at}  {e.commit[:12]}  {counts}  {_change_summary(e)}")
+
+
+@cli.command("gc")
+@click.option("--repo", "repo_path", type=click.Path(path_type=Path), default=Path("snapshots.git"),
+              show_default=True, help="The snapshot repository to repack.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
+              help="Seconds to wait for a running export --commit.")
+def gc_command(repo_path: Path, lock_timeout: float) -> None:
+    """Repack the snapshot repository (git CLI with deltas if installed, else dulwich).
+
+    dulwich writes every snapshot as a whole loose object; run this now and then
+    (e.g. weekly) so the repository and what consumers fetch stay small.
+
+    Example: snapbuild gc --repo snapshots.git
+    """
+    from .repo import gc_repo
+
+    result = gc_repo(repo_path, git=shutil.which("git"), lock_timeout=lock_timeout)
+    click.echo(
+        f"repacked {repo_path} with {result.tool}: "
+        f"{_human_bytes(result.size_before)} -> {_human_bytes(result.size_after)}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
