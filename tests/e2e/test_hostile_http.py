@@ -147,16 +147,11 @@ def client(media: dict[str, object]) -> testing.TestClient:
 
 
 def served_body(result: testing.Result, method: str) -> bytes:
-    """The body a WSGI server would send: at most ``Content-Length`` bytes (PEP 3333).
-
-    falcon's TestClient has no ``wsgi.file_wrapper`` and reads the stream to
-    its end; waitress stops at ``Content-Length``, as every WSGI server must.
-    """
+    """The body, which must be exactly ``Content-Length`` bytes long when that header is sent."""
     length = result.headers.get("content-length")
-    if length is None or method == "HEAD" or result.status_code in (204, 304):
-        return result.content
-    assert len(result.content) >= int(length), "body shorter than its Content-Length"
-    return result.content[: int(length)]
+    if length is not None and method != "HEAD" and result.status_code not in (204, 304):
+        assert len(result.content) == int(length), "body length differs from its Content-Length"
+    return result.content
 
 
 def check_response(
