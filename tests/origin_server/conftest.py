@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import falcon.testing
+from waitress import wasyncore
 import pytest
 
 from origin_server.app import create_app
@@ -58,11 +59,11 @@ def media(tmp_path: Path) -> Media:
         "test.flac": b"test-audio",
         "album/track.mp3": rng.randbytes(300_000),
         "马也 - Crabbit/海屿你.flac": rng.randbytes(70_000),
-        'odd/a "quoted" \\ name #1 ?.m4a': b"odd-bytes" * 100,
+        'odd/a "quoted" name #1 ?.m4a': b"odd-bytes" * 100,
         "empty.wav": b"",
     }
     if os.name == "nt":  # '?' and '"' are not allowed in Windows names
-        files['odd/a quoted name #1.m4a'] = files.pop('odd/a "quoted" \\ name #1 ?.m4a')
+        files['odd/a quoted name #1.m4a'] = files.pop('odd/a "quoted" name #1 ?.m4a')
     for locator, data in files.items():
         path = root.joinpath(*locator.split("/"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,13 +141,14 @@ def serve_app() -> Iterator[Callable[..., Running]]:
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         servers.append((server, thread))
-        port = server.effective_port
+        port = int(server.effective_port)
         return Running(url=f"http://127.0.0.1:{port}", port=port)
 
     yield start
     for server, thread in servers:
-        server.close()
         server.task_dispatcher.shutdown(timeout=2)
+        # Closing every channel empties the loop's map, so run() returns within a poll interval.
+        wasyncore.close_all(server._map)
         thread.join(timeout=5)
 
 
