@@ -438,6 +438,29 @@ def _is_time(value: object) -> bool:
     return (type(value) is int) or (type(value) is float and math.isfinite(value))
 
 
+def _header_kid(segment: bytes) -> str | None:
+    """Parse and check a JOSE header; return its ``kid`` (None when absent)."""
+    header = _decode_json(segment, "header")
+    if header.get("alg") != "HS256":
+        raise TokenInvalid("header alg must be HS256")
+    if not _HEADER_MEMBERS.issuperset(header):
+        raise TokenInvalid("header has members other than alg, typ and kid")
+    if "typ" in header and header["typ"] != "JWT":
+        raise TokenInvalid("header typ must be JWT")
+    kid = header.get("kid")
+    if kid is not None or "kid" in header:
+        if type(kid) is not str:
+            raise TokenInvalid("header kid must be a string")
+    return kid
+
+
+# Header segments already seen with a valid MAC, and their kid: a service
+# mints one header per key, so parsing it again on every request is waste.
+_HEADER_KIDS: dict[bytes, str | None] = {}
+_HEADER_CACHE_SIZE = 64
+_UNSEEN = object()
+
+
 def verify_origin_token(secret: Secret, token: object, now: float, *, leeway: float = 30) -> dict[str, Any]:
     """Check a token's form, MAC, claims and lifetime; return its claims.
 
@@ -480,20 +503,13 @@ def verify_origin_token(secret: Secret, token: object, now: float, *, leeway: fl
     if not (_canonical_segment(header_segment) and _canonical_segment(claims_segment)):
         raise TokenInvalid("segment is not canonical base64url")
 
-    # The header is needed to choose the key; it is small (bounded by the length
-    # check) and parsed strictly. The claims are parsed only once the MAC matched.
-    header = _decode_json(header_segment, "header")
-    if header.get("alg") != "HS256":
-        raise TokenInvalid("header alg must be HS256")
-    if not _HEADER_MEMBERS.issuperset(header):
-        raise TokenInvalid("header has members other than alg, typ and kid")
-    if "typ" in header and header["typ"] != "JWT":
-        raise TokenInvalid("header typ must be JWT")
+    # The header is needed to choose the key, so it is parsed before the MAC is
+    # checked (strictly, and bounded by the length check); the claims only after.
+    kid = _HEADER_KIDS.get(header_segment, _UNSEEN)
+    if kid is _UNSEEN:
+        kid = _header_kid(header_segment)
     signing_input = data[: len(header_segment) + 1 + len(claims_segment)]
-    if "kid" in header:
-        kid = header["kid"]
-        if type(kid) is not str:
-            raise TokenInvalid("header kid must be a string")
+    if kid is not None:
         mac = ring._by_kid.get(kid)
         if mac is None:
             raise TokenInvalid("unknown key id")
@@ -506,6 +522,9 @@ def verify_origin_token(secret: Secret, token: object, now: float, *, leeway: fl
                 break
     if not matched:
         raise TokenInvalid("bad signature")
+    if len(_HEADER_KIDS) < _HEADER_CACHE_SIZE:
+        # Only headers that came with a valid MAC are remembered: no one without a key can fill this.
+        _HEADER_KIDS[header_segment] = kid
 
     claims = _decode_json(claims_segment, "claims")
     if not _is_text(claims.get("locator")) or not claims["locator"]:
