@@ -24,7 +24,8 @@ import falcon
 ACCESS_LOGGER = "origin_server.access"
 ERROR_LOGGER = "origin_server"
 
-_STREAM_URL = re.compile(r"(/stream/)[^\s/?#\"']+")
+# A token never holds braces, so the route template "/stream/{token}" is left alone.
+_STREAM_URL = re.compile(r"(/stream/)[^\s/?#\"'{}]+")
 
 
 def token_digest(token: str) -> str:

@@ -1,0 +1,88 @@
+"""``origin-server serve``: refuses bad configuration in one line; serves when it is good."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from .conftest import SECRET, STREAM, Media, cli_server, token_for
+
+
+def run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "origin_server", "serve", *args, "--port", "0"],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "origin.keys"
+    path.write_text(f"# the signing key first\nk1:{SECRET}\n", encoding="utf-8")
+    return path
+
+
+def assert_one_line_refusal(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("origin-server: error: ")
+    for needle in needles:
+        assert needle in lines[0]
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert SECRET not in result.stderr
+
+
+def test_startup_refusals(tmp_path: Path, media: Media, key_file: Path) -> None:
+    root = str(media.root)
+    assert_one_line_refusal(run_serve("--media-root", str(tmp_path / "nope"), "--secret-file", str(key_file)), "nope")
+    assert_one_line_refusal(run_serve("--media-root", root, "--secret-file", str(tmp_path / "none.keys")), "none.keys")
+    empty = tmp_path / "empty.keys"
+    empty.write_text("\n# nothing\n", encoding="utf-8")
+    assert_one_line_refusal(run_serve("--media-root", root, "--secret-file", str(empty)), "empty.keys")
+    malformed = tmp_path / "bad.keys"
+    malformed.write_text(f"k1:{SECRET}\nbad kid!:{SECRET}\n", encoding="utf-8")
+    assert_one_line_refusal(run_serve("--media-root", root, "--secret-file", str(malformed)), "line 2")
+    short = tmp_path / "short.keys"
+    short.write_text("k1:too-short\n", encoding="utf-8")
+    assert_one_line_refusal(run_serve("--media-root", root, "--secret-file", str(short)), "short")
+    assert_one_line_refusal(
+        run_serve("--media-root", root, "--media-root", f"={media.other_root}", "--secret-file", str(key_file)),
+        "twice",
+    )
+    usage = run_serve("--media-root", root, "--secret-file", str(key_file), "--connection-limit", "512")
+    assert usage.returncode == 2 and "connection-limit" in usage.stderr
+    missing = run_serve("--media-root", root)
+    assert missing.returncode == 2 and "--secret-file" in missing.stderr
+
+
+def test_serves_through_the_cli_with_the_env_key_file(media: Media, key_file: Path) -> None:
+    args = ["--media-root", str(media.root), "--media-root", f"other={media.other_root}", "--threads", "2"]
+    with cli_server(args, env={"ORIGIN_SECRET_FILE": str(key_file)}) as (origin, process):
+        import time
+
+        token = token_for("马也 - Crabbit/海屿你.flac", expires_at=time.time() + 300)
+        response = requests.get(origin.url + STREAM + token, headers={"Range": "bytes=0-1"}, timeout=10)
+        assert response.status_code == 206
+        assert response.content == media.files["马也 - Crabbit/海屿你.flac"][:2]
+        other = requests.get(
+            origin.url + STREAM + token_for("b.ogg", backend="other", expires_at=time.time() + 300), timeout=10
+        )
+        assert other.content == b"other-root-bytes"
+        health = requests.get(origin.url + "/healthz", timeout=10).json()
+        assert health == {"status": "ok", "roots": {"_default": True, "other": True}, "keys_loaded": 1}
+        process.terminate()
+        out, err = process.communicate(timeout=10)
+    assert token not in err and SECRET not in err and SECRET not in out
+    assert "/api/private-origin/stream/{token} 206 2 " in err  # the access line
+    assert str(media.root) not in out
