@@ -219,8 +219,10 @@ class _Stream:
     def _offload(
         self, resp: falcon.Response, opened: OpenedFile, backend: str | None, locator: str, max_age: int
     ) -> None:
-        """Let nginx send the bytes (with its own Range, ETag and conditional handling)."""
-        self._file_headers(resp, opened, max_age)
+        """Let nginx send the bytes (with its own Range, ETag, Accept-Ranges and conditionals)."""
+        resp.set_header("Cache-Control", f"private, max-age={max_age}")
+        resp.content_type = content_type_for(opened.name)
+        resp.set_header("Content-Disposition", content_disposition(opened.name))
         resp.set_header("X-Accel-Redirect", accel_redirect_path(self.config.offload_prefix, backend, locator))
 
     def _respond(
