@@ -26,7 +26,9 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def mint_origin_token(secret: str, locator: str, expires_at: int, backend: str | None = None, key_id: str | None = None) -> str:
+def mint_origin_token(
+    secret: str, locator: str, expires_at: int, backend: str | None = None, key_id: str | None = None
+) -> str:
     """A JWS compact token, HS256: header.claims.HMAC-SHA256(secret, header.claims)."""
     header = {"alg": "HS256", "kid": key_id, "typ": "JWT"} if key_id else {"alg": "HS256", "typ": "JWT"}
     claims: dict[str, object] = {"locator": locator}
