@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -173,6 +174,11 @@ _SINGLE_RINGS: dict[str, KeyRing] = {}
 # --- key files ------------------------------------------------------------------
 
 
+def _line_error(source: str, number: int, why: str) -> ConfigError:
+    """One line naming the file and the line; never the line's text, which holds a secret."""
+    return ConfigError(f"{source}: line {number}: {why}", path=source, line=number)
+
+
 def parse_key_file(text: str, *, source: str = "<key file>", min_secret_bytes: int = 1) -> KeyRing:
     """Parse a key file's text into a KeyRing, saying which line is wrong.
 
@@ -200,10 +206,7 @@ def parse_key_file(text: str, *, source: str = "<key file>", min_secret_bytes: i
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-
-        def fail(why: str, line_number: int = number) -> ConfigError:
-            return ConfigError(f"{source}: line {line_number}: {why}", path=source, line=line_number)
-
+        fail = functools.partial(_line_error, source, number)
         kid: str | None
         if ":" in line:
             kid, secret = line.split(":", 1)
@@ -230,11 +233,8 @@ def parse_key_file(text: str, *, source: str = "<key file>", min_secret_bytes: i
     if len(entries) > 1:
         for number, kid, _ in entries:
             if kid is None:
-                raise ConfigError(
-                    f"{source}: line {number}: expected KID:SECRET"
-                    " (a key without a key id is allowed only when the file holds a single key)",
-                    path=source,
-                    line=number,
+                raise _line_error(
+                    source, number, "expected KID:SECRET (a key without a key id is allowed only when the file holds a single key)"
                 )
     return KeyRing((kid, secret) for _, kid, secret in entries)
 
