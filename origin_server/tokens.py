@@ -316,7 +316,7 @@ def create_origin_token(
         ValueError: an empty or absolute locator, or a malformed key id.
     """
     ring = _as_ring(secret)
-    kid, key = ring.signing_key
+    kid = ring.signing_key[0]
     if key_id is not None:
         if not isinstance(key_id, str) or not key_id or not _KID_CHARS.issuperset(key_id):
             raise ValueError("key_id must be letters, digits, '.', '_' or '-'")
@@ -336,23 +336,25 @@ def create_origin_token(
     if not_before is not None:
         _check_time("not_before", not_before)
 
-    header: dict[str, str] = {"alg": "HS256"}
-    if kid is not None:
-        header["kid"] = kid
-    header["typ"] = "JWT"  # members sorted, as PyJWT writes them
     claims: dict[str, object] = {"locator": locator}
     if backend is not None:
         claims["backend"] = backend
     if not_before is not None:
         claims["nbf"] = not_before
     claims["exp"] = expires_at
-    signing_input = (
-        _b64url(json.dumps(header, separators=(",", ":")).encode("ascii"))
-        + b"."
-        + _b64url(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-    )
-    mac = hmac.digest(key.encode("utf-8"), signing_input, "sha256")
-    return (signing_input + b"." + _b64url(mac)).decode("ascii")
+    signing_input = _header_segment(kid) + b"." + _b64url(_COMPACT_JSON.encode(claims).encode("utf-8"))
+    return (signing_input + b"." + ring._mac(ring._macs[0], signing_input)).decode("ascii")
+
+
+@functools.lru_cache(maxsize=64)
+def _header_segment(kid: str | None) -> bytes:
+    """The encoded header for ``kid``: members sorted, as PyJWT writes them, so the bytes match."""
+    header = {"alg": "HS256", "kid": kid, "typ": "JWT"} if kid is not None else {"alg": "HS256", "typ": "JWT"}
+    return _b64url(json.dumps(header, separators=(",", ":")).encode("ascii"))
+
+
+# Claims as compact UTF-8 JSON (what JSON.stringify writes), not \uXXXX escapes: shorter tokens.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def expires_at(now: float, ttl: float, *, round_to: int = 0) -> int:
