@@ -388,7 +388,7 @@ def stream_url(base_url: str, token: str) -> str:
 
 
 def _refuse_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -405,10 +405,15 @@ _JSON = json.JSONDecoder(object_pairs_hook=_unique_object, parse_constant=_refus
 def _decode_json(segment: bytes, what: str) -> dict[str, Any]:
     """Decode one canonical base64url segment holding a UTF-8 JSON object, or refuse it."""
     try:
-        raw = binascii.a2b_base64(segment.translate(_FROM_URLSAFE) + b"=" * (-len(segment) % 4))
-        value = _JSON.decode(raw.decode("utf-8"))
-    except (ValueError, RecursionError):  # binascii.Error, UnicodeDecodeError, JSONDecodeError are ValueErrors
-        raise TokenInvalid(f"{what} is not a UTF-8 JSON object") from None
+        text = binascii.a2b_base64(segment.translate(_FROM_URLSAFE) + b"=" * (-len(segment) % 4)).decode("utf-8")
+    except ValueError:  # binascii.Error, UnicodeDecodeError
+        raise TokenInvalid(f"{what} is not UTF-8") from None
+    try:
+        value = _JSON.decode(text)
+    except json.JSONDecodeError:
+        raise TokenInvalid(f"{what} is not JSON") from None
+    except (ValueError, RecursionError) as error:  # from the hooks: duplicates, NaN; or absurd nesting
+        raise TokenInvalid(f"{what}: {error}" if isinstance(error, ValueError) else f"{what} nested too deeply") from None
     if type(value) is not dict:
         raise TokenInvalid(f"{what} is not a JSON object")
     return value

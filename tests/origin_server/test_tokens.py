@@ -284,7 +284,7 @@ def test_valid_vector_also_verifies_with_pyjwt(vector: dict[str, Any]) -> None:
     assert decoded == [vector["claims"]]
 
 
-@pytest.mark.parametrize("vector", VECTORS["invalid"], ids=lambda v: v["name"])
+@pytest.mark.parametrize("vector", VECTORS["invalid"], ids=lambda v: v["reason"])
 def test_invalid_vector(vector: dict[str, Any]) -> None:
     keys = KeyRing(VECTORS["keys"][vector["keys"]])
     with pytest.raises(TokenError) as caught:
