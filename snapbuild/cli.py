@@ -129,6 +129,113 @@ def sample_catalog_command(
     click.echo(f"wrote {out}: {stats.summary()}")
 
 
+# --- row-level diffs: textconv, consumer-setup, diff (see textconv.py, diff.py) ---------
+
+
+@cli.command("textconv")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def textconv_command(file: Path) -> None:
+    """Print a snapshot database as sorted text, one line per row (git's textconv for catalog_read.db).
+
+    Git runs this with a temporary file's path when the 'snapbuild' diff
+    driver is configured (see consumer-setup). Output is UTF-8 with LF line
+    ends on every platform.
+
+    Example: snapbuild textconv catalog_read.db | head
+    """
+    import io
+
+    from .textconv import dump_database
+
+    # The console's encoding (cp1252 on Windows) must not decide the bytes git compares.
+    out = io.TextIOWrapper(click.get_binary_stream("stdout"), encoding="utf-8", newline="\n", write_through=False)
+    try:
+        dump_database(file, out)
+        out.flush()
+    finally:
+        out.detach()
+
+
+@cli.command("consumer-setup")
+@click.argument("clone", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@click.option("--portable", is_flag=True,
+              help="Configure plain 'snapbuild textconv' (needs snapbuild on PATH whenever git runs).")
+def consumer_setup_command(clone: Path, portable: bool) -> None:
+    """Configure a clone of the snapshot repository so 'git diff' and 'git log -p' show row changes.
+
+    Sets diff.snapbuild.textconv and diff.snapbuild.cachetextconv in the
+    clone's own .git/config (git never transfers config, so each clone needs
+    this once). By default the command names this Python interpreter by its
+    absolute path, so it works without snapbuild on PATH (virtualenvs,
+    Windows); --portable writes 'snapbuild textconv' instead. Prints the
+    one-line manual equivalent.
+
+    Example: snapbuild consumer-setup path/to/snapshots-clone
+    """
+    from .errors import RepoError
+    from .textconv import consumer_setup, manual_setup_command
+
+    command = "snapbuild textconv" if portable else f'"{Path(sys.executable).as_posix()}" -m snapbuild textconv'
+    git = shutil.which("git")
+    if git is None:
+        raise RepoError(f"git not found on PATH; configure by hand: {manual_setup_command()}")
+    git_dir = consumer_setup(clone, command, git=git)
+    click.echo(f"configured the snapbuild diff driver in {git_dir}: textconv = {command}")
+    click.echo(f"by hand: {manual_setup_command()}")
+
+
+def _render_key(example: dict[str, object]) -> str:
+    return " ".join(f"{column}={json.dumps(value, ensure_ascii=False)}" for column, value in example.items())
+
+
+@cli.command("diff")
+@click.option("--repo", "repo_path", type=click.Path(path_type=Path), default=Path("snapshots.git"),
+              show_default=True, help="Snapshot repository: the bare repository or any clone.")
+@click.argument("revs", nargs=-1)
+@click.option("--examples", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Keys shown per table and kind of change.")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+def diff_command(repo_path: Path, revs: tuple[str, ...], examples: int, as_json: bool) -> None:
+    """Show row-level differences between two snapshots: per table, rows added, removed and changed.
+
+    REV_A and REV_B default to HEAD~1 and HEAD (one revision: REV_A against
+    HEAD). Rows are matched by each table's key. Nothing is checked out: the
+    two databases are read from git objects into temporary files.
+
+    Example: snapbuild diff --repo snapshots.git HEAD~3 HEAD --json
+    """
+    from .diff import diff_revisions
+    from .errors import UsageError
+
+    if len(revs) > 2:
+        raise UsageError(f"diff takes at most two revisions, got {len(revs)}")
+    rev_a = revs[0] if revs else "HEAD~1"
+    rev_b = revs[1] if len(revs) > 1 else "HEAD"
+    result = diff_revisions(repo_path, rev_a, rev_b, examples=examples)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{result.from_id} -> {result.to_id}")
+    if result.is_empty:
+        click.echo("  no row changes")
+        return
+    for name, table in result.tables.items():
+        if table.is_empty:
+            click.echo(f"  {name}: unchanged")
+            continue
+        click.echo(f"  {name}: {table.added} added, {table.removed} removed, {table.changed} changed")
+        if table.columns_added or table.columns_removed:
+            click.echo(f"    columns: +{list(table.columns_added)} -{list(table.columns_removed)}")
+        for kind, keys, total in (
+            ("added", table.added_examples, table.added),
+            ("removed", table.removed_examples, table.removed),
+            ("changed", table.changed_examples, table.changed),
+        ):
+            if keys:
+                more = f"; ... {total - len(keys)} more" if total > len(keys) else ""
+                click.echo(f"    {kind + ':':8} " + "; ".join(_render_key(key) for key in keys) + more)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn snapbuild's errors into one stderr line and an exit code."""
     try:
