@@ -334,3 +334,18 @@ def test_pyjwt_alg_none_and_other_algorithms_are_refused() -> None:
     unsigned = jwt.encode(claims, None, algorithm="none")
     with pytest.raises(TokenInvalid):
         verify_origin_token(KEY, unsigned, NOW)
+
+
+def test_one_ring_verifies_from_many_threads() -> None:
+    # waitress runs responders in threads that share the precomputed HMAC keys.
+    from concurrent.futures import ThreadPoolExecutor
+
+    tokens = [create_origin_token(RING, f"track-{i}.flac", NOW + 600) for i in range(50)]  # with a kid
+    tokens += [create_origin_token(secret, f"old-{i}.flac", NOW + 600) for i, (_, secret) in enumerate(list(RING) * 25)]
+
+    def check(token: str) -> str:
+        return verify_origin_token(RING, token, NOW)["locator"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(check, tokens * 20))
+    assert results == [verify_origin_token(RING, t, NOW)["locator"] for t in tokens] * 20
