@@ -14,8 +14,16 @@ from .errors import (
     UsageError,
     VerifyError,
 )
+from .export import ExportResult, export_snapshot, run_export
+from .manifest import SnapshotManifest
+from .verify import verify_snapshot
 
 __all__ = [
+    "ExportResult",
+    "SnapshotManifest",
+    "export_snapshot",
+    "run_export",
+    "verify_snapshot",
     "InsufficientSpaceError",
     "PushError",
     "RepoError",

@@ -77,11 +77,16 @@ insert into file_locations values (9, 7, 2, 'music/netease/test.flac', 'active',
 """
 
 
-def write_catalog(path: Path, *scripts: str) -> Path:
-    """Create a source catalog at ``path`` from the plan's schema plus ``scripts``."""
+# The plan's schema without NOT NULL and PRIMARY KEY constraints: what a careless
+# real catalog may look like (NULLs and duplicate ids get in).
+LOOSE_SCHEMA = PLAN_SCHEMA.replace(" not null", "").replace(" primary key", "")
+
+
+def write_catalog(path: Path, *scripts: str, schema: str = PLAN_SCHEMA) -> Path:
+    """Create a source catalog at ``path`` from the plan's schema (or ``schema``) plus ``scripts``."""
     conn = sqlite3.connect(path)
     try:
-        conn.executescript(PLAN_SCHEMA)
+        conn.executescript(schema)
         for script in scripts:
             conn.executescript(script)
         conn.commit()
@@ -94,3 +99,35 @@ def write_catalog(path: Path, *scripts: str) -> Path:
 def plan_catalog(tmp_path: Path) -> Path:
     """The plan's Task 5 catalog: one playlist in a toplist pool, one track, one object-storage file."""
     return write_catalog(tmp_path / "catalogsync.db", PLAN_ROWS)
+
+
+GENERATED_AT = "2026-04-19T08:00:00Z"
+
+
+class GoodSnapshot:
+    """A snapshot exported from the plan catalog, to check that a failed export left it intact."""
+
+    def __init__(self, directory: Path) -> None:
+        from snapbuild.export import run_export
+
+        self.dir = directory
+        self.source = write_catalog(directory.parent / "good-source.db", PLAN_ROWS)
+        self.manifest = run_export(self.source, directory, generated_at=GENERATED_AT).manifest
+        self.db_bytes = (directory / "catalog_read.db").read_bytes()
+        self.manifest_bytes = (directory / "manifest.json").read_bytes()
+
+    def assert_intact(self) -> None:
+        """The pair is byte-for-byte what the good export wrote, verifies, and no temporary file is left."""
+        from snapbuild.verify import verify_directory
+
+        assert (self.dir / "catalog_read.db").read_bytes() == self.db_bytes
+        assert (self.dir / "manifest.json").read_bytes() == self.manifest_bytes
+        verify_directory(self.dir)
+        leftovers = sorted(p.name for p in self.dir.iterdir() if p.name.endswith((".tmp", ".pending")))
+        assert leftovers == []
+
+
+@pytest.fixture
+def good_snapshot(tmp_path: Path) -> GoodSnapshot:
+    """A target directory that already holds a good snapshot (of the plan catalog)."""
+    return GoodSnapshot(tmp_path / "snapshot")

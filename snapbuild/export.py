@@ -1,0 +1,347 @@
+"""Export: build the read model aside, digest it, and publish it atomically beside its manifest.
+
+Publishing order (docs/export.md): the new database and manifest are first
+written completely under temporary names in the target directory and
+fsynced; then ``catalog_read.db`` is replaced, then ``manifest.json``. The
+manifest is the commit point. A run killed between the two replaces leaves
+``.manifest.json.pending``; the next run (or :func:`recover_target`) rolls it
+forward when it matches the database, and deletes leftover temporary files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import filelock
+from sqlite_utils import Database
+
+from .errors import SnapbuildError, TargetError, UsageError, VerifyError
+from .manifest import DB_NAME, MANIFEST_NAME, SnapshotManifest, file_digests, snapshot_id_for
+from .readmodel import SCHEMA_VERSION, BuildStats, Progress, build_tables
+from .source import (
+    attach_source,
+    check_backends,
+    check_schema,
+    check_source_file,
+    check_utf8_file,
+    translate_error,
+)
+
+PENDING_MANIFEST = ".manifest.json.pending"
+LOCK_NAME = ".snapbuild-export.lock"
+_TEMP_PREFIX = f".{DB_NAME}."
+_TEMP_SUFFIX = ".tmp"
+_PAGE_SIZE = 4096
+# The build's own stages (see readmodel.build_tables) plus validate, digest and publish.
+_TOTAL_STEPS = 10
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`run_export` did.
+
+    ``changed`` is False when the target already held the same
+    ``content_digest``: the target was left untouched and ``manifest`` is the
+    one already there.
+    """
+
+    manifest: SnapshotManifest
+    changed: bool
+    repairs: dict[str, int] = field(default_factory=dict)
+
+
+def format_generated_at(value: str | datetime) -> str:
+    """Normalize a timestamp to ISO 8601 UTC with a ``Z`` (``2026-04-19T08:00:00Z``).
+
+    Raises:
+        UsageError: the value is not an ISO 8601 timestamp with a time zone.
+    """
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise UsageError(f"generated_at is not an ISO 8601 timestamp: {value!r}") from None
+    elif isinstance(value, datetime):
+        moment = value
+    else:
+        raise UsageError(f"generated_at must be a string or datetime, not {type(value).__name__}")
+    if moment.tzinfo is None:
+        raise UsageError(f"generated_at needs a time zone (e.g. 2026-04-19T08:00:00Z): {value!r}")
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _system_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def export_snapshot(
+    source_db: Path | str,
+    target_dir: Path | str,
+    *,
+    generated_at: str | datetime | None = None,
+    busy_timeout: float = 5.0,
+    progress: Progress | None = None,
+    clock: Callable[[], datetime] = _system_clock,
+) -> SnapshotManifest:
+    """Export ``source_db`` into ``target_dir/catalog_read.db`` + ``manifest.json`` and return the manifest.
+
+    Args:
+        source_db: the authoritative catalog (read only, never written).
+        target_dir: created if missing; holds the snapshot pair.
+        generated_at: the manifest's timestamp; ``None`` means ``clock()``.
+        busy_timeout: seconds to wait for a writer that locks the source.
+        progress: optional ``progress(stage, done, total)`` callback.
+        clock: where "now" comes from when ``generated_at`` is None.
+
+    Returns:
+        The manifest now in ``target_dir`` (the existing one if the content was unchanged).
+
+    Raises:
+        SourceError: the source is missing, not a catalog, locked or invalid.
+        TargetError: the target cannot be written.
+    """
+    when = clock() if generated_at is None else generated_at
+    return run_export(source_db, target_dir, generated_at=when, busy_timeout=busy_timeout, progress=progress).manifest
+
+
+def run_export(
+    source_db: Path | str,
+    target_dir: Path | str,
+    *,
+    generated_at: str | datetime,
+    busy_timeout: float = 5.0,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Build the snapshot aside, compare it with the target's, and publish it if it changed.
+
+    Raises:
+        SourceError: see :func:`export_snapshot`.
+        TargetError: the target path is a file, or cannot be written.
+        UsageError: ``generated_at`` is not a valid timestamp.
+    """
+    stamp = format_generated_at(generated_at)
+    source = Path(source_db)
+    target = Path(target_dir)
+    report = progress or (lambda stage, done, total: None)
+    report("validate", 0, _TOTAL_STEPS)
+    check_source_file(source)
+    _prepare_target(target)
+    lock = filelock.FileLock(str(target / LOCK_NAME), timeout=max(busy_timeout, 0.0))
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise TargetError(f"another export is writing to {target}", path=target) from None
+    try:
+        recover_target(target)
+        temp = target / f"{_TEMP_PREFIX}{uuid.uuid4().hex}{_TEMP_SUFFIX}"
+        try:
+            stats = build_snapshot_db(
+                source,
+                temp,
+                busy_timeout=busy_timeout,
+                progress=lambda stage, done, total: report(stage, 1 + done, _TOTAL_STEPS),
+            )
+            report("digest", 8, _TOTAL_STEPS)
+            db_sha256, content_digest = _seal(temp)
+            counts = stats.table_counts
+            manifest = SnapshotManifest(
+                snapshot_id=snapshot_id_for(content_digest),
+                generated_at=stamp,
+                schema_version=SCHEMA_VERSION,
+                playlist_count=counts["catalog_playlists"],
+                track_count=counts["catalog_tracks"],
+                file_count=counts["catalog_track_files"],
+                cover_count=stats.cover_count,
+                db_sha256=db_sha256,
+                content_digest=content_digest,
+                table_counts=dict(sorted(counts.items())),
+                sqlite_version=sqlite3.sqlite_version,
+                repairs=dict(sorted(stats.repairs.items())),
+            )
+            repairs = dict(manifest.repairs)
+            existing = _current_manifest(target, content_digest)
+            if existing is not None:
+                report("unchanged", _TOTAL_STEPS, _TOTAL_STEPS)
+                return ExportResult(existing, False, repairs)
+            report("publish", 9, _TOTAL_STEPS)
+            _publish(target, temp, manifest)
+            report("done", _TOTAL_STEPS, _TOTAL_STEPS)
+            return ExportResult(manifest, True, repairs)
+        finally:
+            _remove(temp)
+    finally:
+        lock.release()
+
+
+def build_snapshot_db(
+    source: Path, path: Path, *, busy_timeout: float = 5.0, progress: Progress | None = None
+) -> BuildStats:
+    """Write the read model of ``source`` into the fresh file ``path`` in one write transaction.
+
+    The source is attached read-only and every statement runs in the same
+    transaction, so the whole build sees one point in time of the source.
+
+    Raises:
+        SourceError: the source is unreadable, locked beyond ``busy_timeout`` or invalid.
+        TargetError: ``path`` cannot be written (e.g. the disk is full).
+    """
+    conn = sqlite3.connect(str(path), uri=True, isolation_level=None, timeout=busy_timeout)
+    try:
+        db = Database(conn, recursive_triggers=False, execute_plugins=False)
+        # Pin everything that shapes the file's bytes; the journal only has to
+        # survive statement rollbacks (a crash just discards the temporary file).
+        for pragma in (
+            f"page_size = {_PAGE_SIZE}",
+            "auto_vacuum = NONE",
+            "encoding = 'UTF-8'",
+            "secure_delete = ON",
+            "journal_mode = MEMORY",
+            "synchronous = OFF",
+            f"threads = {min(os.cpu_count() or 1, 4)}",
+        ):
+            db.execute(f"PRAGMA {pragma}")
+        try:
+            attach_source(db, source)
+            db.execute("BEGIN")
+            check_schema(db)
+            check_backends(db)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            stats = build_tables(db, progress)
+            db.execute("COMMIT")
+        except SnapbuildError:
+            raise
+        except sqlite3.Error as error:
+            name = getattr(error, "sqlite_errorname", "")
+            if name.startswith(("SQLITE_FULL", "SQLITE_IOERR_WRITE", "SQLITE_READONLY")):
+                raise TargetError(f"cannot write {path}: {error}", path=path) from None
+            raise translate_error(error, source, busy_timeout) from None
+        return stats
+    finally:
+        conn.close()
+
+
+def _seal(temp: Path) -> tuple[str, str]:
+    """Check the built file's text, fsync it and hash it, side by side (each releases the GIL).
+
+    Returns:
+        ``(db_sha256, content_digest)``.
+
+    Raises:
+        SourceError: a text value is not valid UTF-8.
+    """
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        checked = pool.submit(check_utf8_file, temp)
+        synced = pool.submit(_fsync_file, temp)
+        digests = pool.submit(file_digests, temp)
+        checked.result()
+        synced.result()
+        return digests.result()
+
+
+def _prepare_target(target: Path) -> None:
+    if target.exists() and not target.is_dir():
+        raise TargetError(f"target path is a file, not a directory: {target}", path=target)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise TargetError(f"cannot create target directory {target}: {error.strerror}", path=target) from None
+
+
+def _current_manifest(target: Path, content_digest: str) -> SnapshotManifest | None:
+    """The target's manifest if it has ``content_digest`` and its database matches it, else None."""
+    db_path = target / DB_NAME
+    manifest_path = target / MANIFEST_NAME
+    if not (db_path.is_file() and manifest_path.is_file()):
+        return None
+    try:
+        manifest = SnapshotManifest.read(manifest_path)
+    except VerifyError:
+        return None
+    if manifest.content_digest != content_digest or _sha256(db_path) != manifest.db_sha256:
+        return None
+    return manifest
+
+
+def recover_target(target: Path) -> None:
+    """Finish or discard what a killed export left in ``target`` (call with the export lock held).
+
+    A pending manifest whose ``db_sha256`` matches ``catalog_read.db`` was
+    killed between the two replaces: it is moved into place. Anything else
+    left over (temporary databases, stale pending manifests) is removed.
+    """
+    for leftover in target.glob(f"{_TEMP_PREFIX}*"):
+        if leftover.name.endswith(_TEMP_SUFFIX) or _TEMP_SUFFIX + "-" in leftover.name:
+            _remove(leftover)
+    pending = target / PENDING_MANIFEST
+    if not pending.exists():
+        return
+    try:
+        manifest = SnapshotManifest.read(pending)
+        db_path = target / DB_NAME
+        if db_path.is_file() and _sha256(db_path) == manifest.db_sha256:
+            os.replace(pending, target / MANIFEST_NAME)
+            _fsync_dir(target)
+            return
+    except (VerifyError, OSError):
+        pass
+    _remove(pending)
+
+
+def _publish(target: Path, temp_db: Path, manifest: SnapshotManifest) -> None:
+    """Replace the database, then the manifest (the commit point), each atomically and durably."""
+    pending = target / PENDING_MANIFEST
+    try:
+        with open(pending, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(manifest.to_json())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_db, target / DB_NAME)
+        _fsync_dir(target)
+        os.replace(pending, target / MANIFEST_NAME)
+        _fsync_dir(target)
+    except OSError as error:
+        raise TargetError(
+            f"cannot replace the snapshot in {target}: {error.strerror or error}", path=target
+        ) from None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "r+b") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable; directories cannot be opened for fsync on Windows, where NTFS journals renames."""
+    if os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        # A leftover that cannot be removed now is retried by the next export.
+        pass

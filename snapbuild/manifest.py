@@ -1,0 +1,165 @@
+"""The snapshot manifest: what a consumer needs to identify and trust a ``catalog_read.db``.
+
+``manifest.json`` sits beside ``catalog_read.db``. Its plan fields (Task 1)
+are kept; the rest lets a consumer check the database (``db_sha256``,
+``table_counts``, ``sqlite_version``) and lets the exporter and the git
+history tell whether the content changed (``content_digest``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import VerifyError
+
+MANIFEST_NAME = "manifest.json"
+DB_NAME = "catalog_read.db"
+
+# Header bytes 96..99 hold SQLITE_VERSION_NUMBER of the library that last wrote
+# the file: the content digest skips them so that a SQLite patch upgrade that
+# writes the same pages does not give the same rows a new snapshot id.
+_VERSION_NUMBER_SPAN = (96, 100)
+_CONTENT_DOMAIN = b"snapbuild read model\x00"
+_CHUNK = 1 << 20
+
+_INT_FIELDS = ("schema_version", "playlist_count", "track_count", "file_count", "cover_count")
+_STR_FIELDS = ("snapshot_id", "generated_at")
+_OPTIONAL_STR_FIELDS = ("db_sha256", "content_digest", "sqlite_version")
+_COUNT_MAP_FIELDS = ("table_counts", "repairs")
+
+
+@dataclass(frozen=True)
+class SnapshotManifest:
+    """The fields of ``manifest.json``; the first seven are the plan's contract."""
+
+    snapshot_id: str
+    generated_at: str
+    schema_version: int
+    playlist_count: int
+    track_count: int
+    file_count: int
+    cover_count: int
+    db_sha256: str = ""
+    content_digest: str = ""
+    table_counts: dict[str, int] = field(default_factory=dict)
+    sqlite_version: str = ""
+    repairs: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the manifest as plain JSON-ready values (dicts are copies)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any]) -> SnapshotManifest:
+        """Build a manifest from a parsed ``manifest.json``, ignoring unknown keys.
+
+        Raises:
+            VerifyError: a required field is missing or has the wrong type.
+        """
+        if not isinstance(payload, Mapping):
+            raise VerifyError(f"manifest is not a JSON object (got {type(payload).__name__})")
+        values: dict[str, Any] = {}
+        for name in _STR_FIELDS:
+            values[name] = _required(payload, name, str)
+        for name in _INT_FIELDS:
+            values[name] = _required(payload, name, int)
+        for name in _OPTIONAL_STR_FIELDS:
+            value = payload.get(name, "")
+            if not isinstance(value, str):
+                raise VerifyError(f"manifest field {name!r} must be a string")
+            values[name] = value
+        for name in _COUNT_MAP_FIELDS:
+            value = payload.get(name, {})
+            if not isinstance(value, Mapping) or not all(
+                isinstance(k, str) and _is_int(v) for k, v in value.items()
+            ):
+                raise VerifyError(f"manifest field {name!r} must map names to integers")
+            values[name] = dict(value)
+        return cls(**values)
+
+    def to_json(self) -> str:
+        """Return canonical JSON: same manifest, same bytes (sorted keys, trailing newline)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> SnapshotManifest:
+        """Parse ``manifest.json`` text.
+
+        Raises:
+            VerifyError: the text is not JSON or not a valid manifest.
+        """
+        try:
+            payload = json.loads(text)
+        except ValueError as error:
+            raise VerifyError(f"manifest is not valid JSON: {error}") from None
+        return cls.from_dict(payload)
+
+    @classmethod
+    def read(cls, path: Path | str) -> SnapshotManifest:
+        """Read and parse a ``manifest.json`` file.
+
+        Raises:
+            VerifyError: the file is missing, unreadable or not a valid manifest.
+        """
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise VerifyError(f"manifest not found: {path}", path=path) from None
+        except OSError as error:
+            raise VerifyError(f"cannot read manifest {path}: {error.strerror}", path=path) from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise VerifyError(f"manifest is not UTF-8: {path}", path=path) from None
+        return cls.from_json(text)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _required(payload: Mapping[str, Any], name: str, kind: type) -> Any:
+    if name not in payload:
+        raise VerifyError(f"manifest is missing field {name!r}")
+    value = payload[name]
+    if kind is int:
+        if not _is_int(value):
+            raise VerifyError(f"manifest field {name!r} must be an integer")
+    elif not isinstance(value, kind):
+        raise VerifyError(f"manifest field {name!r} must be a {kind.__name__}")
+    return value
+
+
+def snapshot_id_for(content_digest: str) -> str:
+    """Return the snapshot id a content digest gives: ``snap-`` + its first 16 hex digits."""
+    return "snap-" + content_digest[:16]
+
+
+def file_digests(path: Path | str) -> tuple[str, str]:
+    """Hash a read-model database file in one streaming pass.
+
+    Returns:
+        ``(db_sha256, content_digest)``: the sha256 of the file's bytes, and
+        the sha256 of a domain tag plus the same bytes with the header's
+        writer-version field (offsets 96..99) zeroed. Memory stays flat.
+    """
+    plain = hashlib.sha256()
+    content = hashlib.sha256(_CONTENT_DOMAIN)
+    start, end = _VERSION_NUMBER_SPAN
+    with open(path, "rb") as handle:
+        first = handle.read(_CHUNK)
+        plain.update(first)
+        if len(first) >= end:
+            content.update(first[:start] + bytes(end - start) + first[end:])
+        else:
+            content.update(first)
+        while chunk := handle.read(_CHUNK):
+            plain.update(chunk)
+            content.update(chunk)
+    return plain.hexdigest(), content.hexdigest()

@@ -1,0 +1,503 @@
+"""The read model ``catalog_read.db``: its tables, their keys, and how each is filled.
+
+Every table is keyed by its natural key and filled in full key order inside
+one write transaction on a fresh file, so the same logical catalog gives the
+same bytes whatever the source's physical layout (see docs/export.md). Key
+columns come first, in key order: SQLite 3.40's ``quick_check`` misreports
+WITHOUT ROWID tables declared otherwise.
+
+The statements read the source through the schema name ``src`` (attached
+read-only by :mod:`snapbuild.source`), and the whole build runs in one
+transaction, so every table sees the same point in time.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from sqlite_utils import Database
+
+from .errors import SourceError
+
+SCHEMA_VERSION = 1
+
+#: Name of the SQL function that percent-encodes a locator's path segments.
+QUOTE_FUNCTION = "snapbuild_quote_path"
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ReadTable:
+    """One read-model table: its DDL, key and the source table its rows come from."""
+
+    name: str
+    key: tuple[str, ...]
+    ddl: str
+    source: str
+    #: Text columns, checked for valid UTF-8 after the build.
+    text_columns: tuple[str, ...]
+
+
+TABLES: tuple[ReadTable, ...] = (
+    ReadTable(
+        "catalog_playlists",
+        ("playlist_id",),
+        """CREATE TABLE catalog_playlists (
+    playlist_id INTEGER PRIMARY KEY NOT NULL,
+    platform TEXT NOT NULL,
+    remote_playlist_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT,
+    cover_url TEXT,
+    play_count INTEGER NOT NULL,
+    song_count INTEGER NOT NULL
+)""",
+        "playlists",
+        ("platform", "remote_playlist_id", "name", "description", "cover_url"),
+    ),
+    ReadTable(
+        "catalog_tracks",
+        ("song_id",),
+        """CREATE TABLE catalog_tracks (
+    song_id INTEGER PRIMARY KEY NOT NULL,
+    platform TEXT NOT NULL,
+    remote_song_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    singers TEXT,
+    ext TEXT,
+    file_size_bytes INTEGER,
+    metadata_json TEXT
+)""",
+        "songs",
+        ("platform", "remote_song_id", "name", "singers", "ext", "metadata_json"),
+    ),
+    ReadTable(
+        "catalog_playlist_tracks",
+        ("playlist_id", "position", "song_id"),
+        """CREATE TABLE catalog_playlist_tracks (
+    playlist_id INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    song_id INTEGER NOT NULL,
+    PRIMARY KEY (playlist_id, position, song_id)
+) WITHOUT ROWID""",
+        "playlist_songs",
+        (),
+    ),
+    ReadTable(
+        "catalog_track_files",
+        ("location_id",),
+        """CREATE TABLE catalog_track_files (
+    location_id INTEGER PRIMARY KEY NOT NULL,
+    song_id INTEGER NOT NULL,
+    quality_label TEXT,
+    ext TEXT,
+    file_size_bytes INTEGER,
+    backend_type TEXT NOT NULL,
+    backend_name TEXT NOT NULL,
+    locator TEXT NOT NULL,
+    public_url TEXT,
+    status TEXT NOT NULL,
+    is_primary INTEGER NOT NULL
+)""",
+        "file_locations",
+        ("quality_label", "ext", "backend_type", "backend_name", "locator", "public_url", "status"),
+    ),
+    ReadTable(
+        "catalog_toplists",
+        ("toplist_id", "playlist_id"),
+        """CREATE TABLE catalog_toplists (
+    toplist_id TEXT NOT NULL,
+    playlist_id INTEGER NOT NULL,
+    platform TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT,
+    cover_url TEXT,
+    play_count INTEGER NOT NULL,
+    song_count INTEGER NOT NULL,
+    group_name TEXT NOT NULL,
+    PRIMARY KEY (toplist_id, playlist_id)
+) WITHOUT ROWID""",
+        "pool_playlists",
+        ("toplist_id", "platform", "name", "description", "cover_url", "group_name"),
+    ),
+)
+
+TABLE_NAMES: tuple[str, ...] = tuple(table.name for table in TABLES)
+
+#: (table, index name, columns): the lookups consumers need beyond the keys.
+#: Tracks of a playlist in order is the key of catalog_playlist_tracks itself.
+INDEXES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("catalog_track_files", "idx_catalog_track_files_song_id", ("song_id",)),
+)
+
+# Rowid tables whose key is the source's INTEGER PRIMARY KEY come out in key
+# order from a plain rowid scan; the link tables are scattered in the source,
+# so ``+col`` stops SQLite from walking an index and makes it sort instead.
+INSERT_PLAYLISTS = """INSERT INTO catalog_playlists
+    (playlist_id, platform, remote_playlist_id, name, description, cover_url, play_count, song_count)
+SELECT id, platform, remote_playlist_id, name, description, cover_url,
+       coalesce(play_count, 0), coalesce(collected_song_count, 0)
+FROM src.playlists
+ORDER BY id"""
+
+INSERT_TRACKS = """INSERT INTO catalog_tracks
+    (song_id, platform, remote_song_id, name, singers, ext, file_size_bytes, metadata_json)
+SELECT id, platform, remote_song_id, name, singers, ext, file_size_bytes, metadata_json
+FROM src.songs
+ORDER BY id"""
+
+INSERT_PLAYLIST_TRACKS = """INSERT {conflict}INTO catalog_playlist_tracks (playlist_id, position, song_id)
+SELECT playlist_id, position, song_id
+FROM src.playlist_songs
+ORDER BY +playlist_id, +position, +song_id"""
+
+# Locators made only of URL-safe characters are joined in SQL; the others go
+# through the Python function (as bytes, so invalid UTF-8 cannot break it: the
+# UTF-8 check reports it afterwards).
+_PUBLIC_URL = f"""CASE WHEN sb.url_prefix IS NULL THEN NULL
+         WHEN fl.locator GLOB '*[^A-Za-z0-9._~/-]*' OR fl.locator GLOB '/*'
+         THEN sb.url_prefix || {QUOTE_FUNCTION}(CAST(ltrim(fl.locator, '/') AS BLOB))
+         ELSE sb.url_prefix || fl.locator END"""
+
+# The backends are few: materialize them once so the JSON is parsed per backend, not per file.
+_BACKENDS_CTE = """WITH sb AS MATERIALIZED (
+    SELECT id, name, backend_type,
+           CASE WHEN backend_type = 'object_storage'
+                THEN rtrim(json_extract(config_json, '$.public_base_url'), '/') || '/' END AS url_prefix
+    FROM src.storage_backends
+)"""
+
+INSERT_TRACK_FILES = f"""INSERT {{conflict}}INTO catalog_track_files
+    (location_id, song_id, quality_label, ext, file_size_bytes, backend_type, backend_name,
+     locator, public_url, status, is_primary)
+{_BACKENDS_CTE}
+SELECT fl.id, fa.song_id, fa.quality_label, fa.ext, fa.file_size_bytes, sb.backend_type, sb.name,
+       fl.locator, {_PUBLIC_URL}, fl.status, fl.is_primary
+FROM src.file_locations AS fl
+{{join}} JOIN src.file_assets AS fa ON fa.id = fl.file_asset_id
+{{join}} JOIN sb ON sb.id = fl.backend_id
+WHERE fl.status = 'active'
+ORDER BY fl.id"""
+
+INSERT_TOPLISTS = """INSERT OR IGNORE INTO catalog_toplists
+    (toplist_id, playlist_id, platform, name, description, cover_url, play_count, song_count, group_name)
+SELECT pp.external_id, p.playlist_id, p.platform, p.name, p.description, p.cover_url,
+       p.play_count, p.song_count, pp.name
+FROM src.pool_playlists AS rel
+JOIN src.playlist_pools AS pp ON pp.id = rel.pool_id
+JOIN main.catalog_playlists AS p ON p.playlist_id = rel.playlist_id
+WHERE pp.pool_kind = 'toplist'
+ORDER BY +pp.external_id, +p.playlist_id, +pp.id"""
+
+#: Where a NULL that a read-model column refuses comes from: the source table,
+#: its column, and the condition that makes the row part of the read model.
+NULL_SOURCES: dict[str, tuple[str, str, str]] = {
+    "catalog_playlists.playlist_id": ("playlists", "id", "1"),
+    "catalog_playlists.platform": ("playlists", "platform", "1"),
+    "catalog_playlists.remote_playlist_id": ("playlists", "remote_playlist_id", "1"),
+    "catalog_playlists.name": ("playlists", "name", "1"),
+    "catalog_tracks.song_id": ("songs", "id", "1"),
+    "catalog_tracks.platform": ("songs", "platform", "1"),
+    "catalog_tracks.remote_song_id": ("songs", "remote_song_id", "1"),
+    "catalog_tracks.name": ("songs", "name", "1"),
+    "catalog_playlist_tracks.playlist_id": ("playlist_songs", "playlist_id", "1"),
+    "catalog_playlist_tracks.position": ("playlist_songs", "position", "1"),
+    "catalog_playlist_tracks.song_id": ("playlist_songs", "song_id", "1"),
+    "catalog_track_files.location_id": ("file_locations", "id", "status = 'active'"),
+    "catalog_track_files.locator": ("file_locations", "locator", "status = 'active'"),
+    "catalog_track_files.is_primary": ("file_locations", "is_primary", "status = 'active'"),
+    "catalog_track_files.song_id": (
+        "file_assets",
+        "song_id",
+        "id IN (SELECT file_asset_id FROM src.file_locations WHERE status = 'active')",
+    ),
+    "catalog_track_files.backend_type": (
+        "storage_backends",
+        "backend_type",
+        "id IN (SELECT backend_id FROM src.file_locations WHERE status = 'active')",
+    ),
+    "catalog_track_files.backend_name": (
+        "storage_backends",
+        "name",
+        "id IN (SELECT backend_id FROM src.file_locations WHERE status = 'active')",
+    ),
+    "catalog_toplists.toplist_id": ("playlist_pools", "external_id", "pool_kind = 'toplist'"),
+    "catalog_toplists.group_name": ("playlist_pools", "name", "pool_kind = 'toplist'"),
+}
+
+
+def quote_path(locator: bytes | str) -> str:
+    """Percent-encode every path segment of a locator, keeping the ``/`` between them.
+
+    ``quote(seg, safe='')`` per segment joined by ``/`` is exactly
+    ``quote(locator, safe='/')``.
+    """
+    return quote(locator, safe="/")
+
+
+_UNSAFE_RUN = re.compile(rb"[^A-Za-z0-9._~/-]+")
+
+
+def _percent_run(match: re.Match[bytes]) -> bytes:
+    return b"%" + match.group().hex("%").upper().encode("ascii")
+
+
+def _quote_blob(locator: bytes) -> str:
+    """``quote(locator, safe='/')`` for bytes, several times faster: one C call per run of unsafe bytes."""
+    return _UNSAFE_RUN.sub(_percent_run, locator).decode("ascii")
+
+
+def public_url(base_url: str, locator: str) -> str:
+    """Join a public base URL and a locator with exactly one ``/``, segments percent-encoded.
+
+    The Python twin of the SQL expression, for consumers and tests:
+    ``public_url("https://cdn.example/music/", "a b/#1?.mp3")`` is
+    ``"https://cdn.example/music/a%20b/%231%3F.mp3"``.
+    """
+    return base_url.rstrip("/") + "/" + quote_path(locator.lstrip("/"))
+
+
+@dataclass
+class BuildStats:
+    """What a build wrote: rows per table, repairs applied, and the plan's counts."""
+
+    table_counts: dict[str, int] = field(default_factory=dict)
+    repairs: dict[str, int] = field(default_factory=dict)
+    cover_count: int = 0
+
+    def repair(self, name: str, count: int) -> None:
+        """Record ``count`` applications of the documented repair ``name`` (zero is not recorded)."""
+        if count:
+            self.repairs[name] = self.repairs.get(name, 0) + count
+
+
+def _constraint(error: sqlite3.IntegrityError) -> tuple[str, str]:
+    """Split 'NOT NULL constraint failed: t.c' into ('NOT NULL', 't.c')."""
+    text = str(error)
+    kind, _, where = text.partition(" constraint failed: ")
+    return kind.strip(), where.split(",")[0].strip()
+
+
+def _raise_null(db: Database, where: str) -> None:
+    """Name the first source row whose NULL broke the read-model column ``where``."""
+    table, column, condition = NULL_SOURCES.get(where, ("", "", ""))
+    if table:
+        row = db.execute(
+            f"SELECT rowid FROM src.[{table}] WHERE [{column}] IS NULL AND ({condition}) "
+            "ORDER BY rowid LIMIT 1"
+        ).fetchone()
+        if row is not None:
+            raise SourceError(
+                f"NULL in {table}.{column} (rowid {row[0]}): {where} needs a value",
+                table=table,
+                column=column,
+                row=row[0],
+            )
+    raise SourceError(f"the source holds a NULL where {where} needs a value")
+
+
+def _raise_duplicate_id(db: Database, table: str) -> None:
+    """Name a source id that appears twice in an entity table (a source without a primary key)."""
+    row = db.execute(
+        f"SELECT id FROM src.[{table}] GROUP BY id HAVING count(*) > 1 ORDER BY id LIMIT 1"
+    ).fetchone()
+    ident = row[0] if row else "?"
+    raise SourceError(
+        f"duplicate id in {table}.id (id {ident}): ids must be unique",
+        table=table,
+        column="id",
+        row=ident,
+    )
+
+
+def _insert_entities(db: Database, sql: str, source: str) -> int:
+    """Insert an entity table (playlists or tracks); NULLs and duplicate ids are errors."""
+    try:
+        return db.execute(sql).rowcount
+    except sqlite3.IntegrityError as error:
+        kind, where = _constraint(error)
+        if kind == "NOT NULL":
+            _raise_null(db, where)
+        _raise_duplicate_id(db, source)
+        raise  # pragma: no cover - _raise_duplicate_id always raises
+
+
+def _insert_playlist_tracks(db: Database, stats: BuildStats) -> int:
+    """Insert the playlist rows; exact duplicate rows are dropped and counted."""
+    try:
+        return db.execute(INSERT_PLAYLIST_TRACKS.format(conflict="")).rowcount
+    except sqlite3.IntegrityError as error:
+        kind, where = _constraint(error)
+        if kind == "NOT NULL":
+            _raise_null(db, where)
+    # Duplicate rows (the statement was rolled back). Rule out NULLs first, since
+    # OR IGNORE would skip them silently, then count what OR IGNORE drops.
+    for column in ("playlist_id", "position", "song_id"):
+        _check_no_null(db, f"catalog_playlist_tracks.{column}")
+    inserted = db.execute(INSERT_PLAYLIST_TRACKS.format(conflict="OR IGNORE ")).rowcount
+    total = db.execute("SELECT count(*) FROM src.playlist_songs").fetchone()[0]
+    stats.repair("playlist_tracks_duplicate_rows", total - inserted)
+    return inserted
+
+
+def _check_no_null(db: Database, where: str) -> None:
+    table, column, condition = NULL_SOURCES[where]
+    row = db.execute(
+        f"SELECT 1 FROM src.[{table}] WHERE [{column}] IS NULL AND ({condition}) LIMIT 1"
+    ).fetchone()
+    if row is not None:
+        _raise_null(db, where)
+
+
+class _IdSet:
+    """An SQL membership test for the ids of a read-model table, as cheap as the ids allow.
+
+    Dense ids (the usual autoincrement keys, with some gaps) become a byte map
+    bound as one blob: ``substr(map, id - low + 1, 1)`` is an O(1) test in C,
+    several times cheaper per row than probing a b-tree. Sparse ids fall back
+    to ``NOT IN (SELECT +key ...)``, an in-memory set built by SQLite.
+    """
+
+    _MAX_SPAN = 64 << 20
+
+    def __init__(self, db: Database, table: str, key: str) -> None:
+        low, high, count = db.execute(f"SELECT min({key}), max({key}), count(*) FROM {table}").fetchone()
+        self.params: dict[str, object] = {}
+        span = 0 if count == 0 else high - low + 1
+        if count and span <= min(self._MAX_SPAN, 16 * count + 4096):
+            present = bytearray(span)
+            for (ident,) in db.execute(f"SELECT {key} FROM {table}"):
+                present[ident - low] = 1
+            name = f"{table}_map"
+            self.params = {name: bytes(present), f"{table}_low": low}
+            self._missing = (
+                "({column} IS NULL OR substr(:{name}, {column} - :{table}_low + 1, 1) IS NOT x'01')"
+            ).replace("{name}", name).replace("{table}", table)
+        else:
+            self._missing = f"({{column}} NOT IN (SELECT +{key} FROM {table}))"
+
+    def missing(self, column: str) -> str:
+        """An SQL condition, true when ``column`` names no row of the table."""
+        return self._missing.replace("{column}", column)
+
+
+def _check_playlist_tracks(db: Database, stats: BuildStats, inserted: int) -> int:
+    """Drop playlist rows whose playlist or track is missing, count position ties; return the rows kept.
+
+    One pass over the table does both: the key order makes ``GROUP BY
+    playlist_id, position`` a streaming scan.
+    """
+    playlists = _IdSet(db, "catalog_playlists", "playlist_id")
+    songs = _IdSet(db, "catalog_tracks", "song_id")
+    no_playlist, no_song = playlists.missing("playlist_id"), songs.missing("song_id")
+    pairs, dangling = db.execute(
+        f"SELECT count(*), total(bad) FROM (SELECT sum({no_playlist} OR {no_song}) AS bad "
+        "FROM catalog_playlist_tracks GROUP BY playlist_id, position)",
+        {**playlists.params, **songs.params},
+    ).fetchone()
+    if dangling:
+        dropped_playlist = db.execute(
+            f"DELETE FROM catalog_playlist_tracks WHERE {no_playlist}", playlists.params
+        ).rowcount
+        dropped_song = db.execute(f"DELETE FROM catalog_playlist_tracks WHERE {no_song}", songs.params).rowcount
+        stats.repair("playlist_tracks_missing_playlist", dropped_playlist)
+        stats.repair("playlist_tracks_missing_song", dropped_song)
+        inserted -= dropped_playlist + dropped_song
+        pairs = db.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM catalog_playlist_tracks GROUP BY playlist_id, position)"
+        ).fetchone()[0]
+    # Two songs at one position stay, ordered by song_id (the key's last column); count them.
+    stats.repair("playlist_position_ties", inserted - pairs)
+    return inserted
+
+
+def _insert_track_files(db: Database, stats: BuildStats) -> int:
+    """Insert the active file locations; ones whose asset, backend or track is missing are dropped and counted."""
+    try:
+        # LEFT JOINs: a dangling reference shows up as a NULL the table refuses,
+        # so the common, clean case needs no extra pass over the source.
+        inserted = db.execute(INSERT_TRACK_FILES.format(conflict="", join="LEFT")).rowcount
+    except sqlite3.IntegrityError as error:
+        kind, where = _constraint(error)
+        if kind != "NOT NULL":
+            _raise_duplicate_id(db, "file_locations")
+        active = "fl.status = 'active'"
+        no_asset = db.execute(
+            f"SELECT count(*) FROM src.file_locations AS fl WHERE {active} "
+            "AND NOT EXISTS (SELECT 1 FROM src.file_assets AS fa WHERE fa.id = fl.file_asset_id)"
+        ).fetchone()[0]
+        no_backend = db.execute(
+            f"SELECT count(*) FROM src.file_locations AS fl WHERE {active} "
+            "AND EXISTS (SELECT 1 FROM src.file_assets AS fa WHERE fa.id = fl.file_asset_id) "
+            "AND NOT EXISTS (SELECT 1 FROM src.storage_backends AS sb WHERE sb.id = fl.backend_id)"
+        ).fetchone()[0]
+        if not (no_asset or no_backend):
+            _raise_null(db, where)
+        for column in ("location_id", "locator", "is_primary", "song_id", "backend_type", "backend_name"):
+            _check_no_null(db, f"catalog_track_files.{column}")
+        inserted = db.execute(INSERT_TRACK_FILES.format(conflict="", join="")).rowcount
+        stats.repair("track_files_missing_asset", no_asset)
+        stats.repair("track_files_missing_backend", no_backend)
+    songs = _IdSet(db, "catalog_tracks", "song_id")
+    missing_song = songs.missing("song_id")
+    if db.execute(f"SELECT 1 FROM catalog_track_files WHERE {missing_song} LIMIT 1", songs.params).fetchone():
+        dropped = db.execute(f"DELETE FROM catalog_track_files WHERE {missing_song}", songs.params).rowcount
+        stats.repair("track_files_missing_song", dropped)
+        inserted -= dropped
+    return inserted
+
+
+def _insert_toplists(db: Database, stats: BuildStats) -> int:
+    """Insert the toplist rows; pool rows naming a missing playlist, or repeated, are dropped and counted."""
+    for column in ("toplist_id", "group_name"):
+        _check_no_null(db, f"catalog_toplists.{column}")
+    in_toplists, with_playlist = db.execute(
+        "SELECT count(*), count(p.playlist_id) FROM src.pool_playlists AS rel "
+        "JOIN src.playlist_pools AS pp ON pp.id = rel.pool_id "
+        "LEFT JOIN main.catalog_playlists AS p ON p.playlist_id = rel.playlist_id "
+        "WHERE pp.pool_kind = 'toplist'"
+    ).fetchone()
+    inserted = db.execute(INSERT_TOPLISTS).rowcount
+    stats.repair("toplists_missing_playlist", in_toplists - with_playlist)
+    stats.repair("toplists_duplicate_rows", with_playlist - inserted)
+    return inserted
+
+
+def build_tables(db: Database, progress: Progress | None = None) -> BuildStats:
+    """Create and fill the read model in ``db`` (main schema) from ``src``; the caller owns the transaction.
+
+    Raises:
+        SourceError: the source holds something the read model cannot take
+            and no documented repair applies (NULLs, duplicate ids).
+    """
+    report = progress or (lambda stage, done, total: None)
+    steps = len(TABLES) + 2
+    stats = BuildStats()
+    # Registered on the connection directly: sqlite-utils would wrap it in one more Python frame per row.
+    db.conn.create_function(QUOTE_FUNCTION, 1, _quote_blob, deterministic=True)
+    for table in TABLES:
+        db.execute(table.ddl)
+    counts = stats.table_counts
+    report("catalog_playlists", 0, steps)
+    counts["catalog_playlists"] = _insert_entities(db, INSERT_PLAYLISTS, "playlists")
+    report("catalog_tracks", 1, steps)
+    counts["catalog_tracks"] = _insert_entities(db, INSERT_TRACKS, "songs")
+    report("catalog_playlist_tracks", 2, steps)
+    counts["catalog_playlist_tracks"] = _check_playlist_tracks(db, stats, _insert_playlist_tracks(db, stats))
+    report("catalog_track_files", 3, steps)
+    counts["catalog_track_files"] = _insert_track_files(db, stats)
+    report("catalog_toplists", 4, steps)
+    counts["catalog_toplists"] = _insert_toplists(db, stats)
+    report("indexes", 5, steps)
+    for table_name, index_name, columns in INDEXES:
+        db.table(table_name).create_index(list(columns), index_name=index_name)
+    stats.cover_count = db.execute(
+        "SELECT count(*) FROM catalog_playlists WHERE cover_url IS NOT NULL AND cover_url <> ''"
+    ).fetchone()[0]
+    report("checks", 6, steps)
+    return stats

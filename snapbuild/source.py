@@ -1,0 +1,277 @@
+"""The authoritative catalog: open it read-only, read it as one point in time, and validate it.
+
+The source is attached to the build connection as ``src`` through a
+``file:...?mode=ro`` URI, so nothing here can write to it. Everything that
+can be checked before the read model is written is checked here, and every
+failure is a :class:`~snapbuild.errors.SourceError` naming the table, column
+and row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from .errors import SourceBusyError, SourceError
+from .readmodel import TABLES, ReadTable
+
+_MAGIC = b"SQLite format 3\x00"
+_HEADER_SIZE = 100
+
+#: The source tables and columns the read model reads (the plan's schema, Tasks 2 and 5).
+#: Real catalogs have more tables and columns; those are ignored.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "playlists": (
+        "id", "platform", "remote_playlist_id", "name", "description", "cover_url",
+        "play_count", "collected_song_count",
+    ),
+    "songs": ("id", "platform", "remote_song_id", "name", "singers", "ext", "file_size_bytes", "metadata_json"),
+    "playlist_songs": ("playlist_id", "song_id", "position"),
+    "playlist_pools": ("id", "pool_kind", "external_id", "name"),
+    "pool_playlists": ("pool_id", "playlist_id"),
+    "storage_backends": ("id", "name", "backend_type", "config_json"),
+    "file_assets": ("id", "song_id", "quality_label", "ext", "file_size_bytes"),
+    "file_locations": ("id", "file_asset_id", "backend_id", "locator", "status", "is_primary"),
+}
+
+#: For each read-model text column, the source ``table.column`` it is copied from.
+TEXT_ORIGINS: dict[str, dict[str, str]] = {
+    "catalog_playlists": {c: f"playlists.{c}" for c in TABLES[0].text_columns},
+    "catalog_tracks": {c: f"songs.{c}" for c in TABLES[1].text_columns},
+    "catalog_track_files": {
+        "quality_label": "file_assets.quality_label",
+        "ext": "file_assets.ext",
+        "backend_type": "storage_backends.backend_type",
+        "backend_name": "storage_backends.name",
+        "locator": "file_locations.locator",
+        "public_url": "storage_backends.config_json",
+        "status": "file_locations.status",
+    },
+    "catalog_toplists": {
+        "toplist_id": "playlist_pools.external_id",
+        "platform": "playlists.platform",
+        "name": "playlists.name",
+        "description": "playlists.description",
+        "cover_url": "playlists.cover_url",
+        "group_name": "playlist_pools.name",
+    },
+}
+
+#: How a read-model key names its source row in messages.
+_ROW_LABEL = {
+    "catalog_playlists": "playlists id",
+    "catalog_tracks": "songs id",
+    "catalog_track_files": "file_locations id",
+    "catalog_toplists": "toplist/playlist",
+}
+
+_UTF8_CHUNK_ROWS = 50_000
+
+
+def check_source_file(path: Path) -> None:
+    """Check that ``path`` looks like a complete SQLite database before opening it.
+
+    Raises:
+        SourceError: missing, a directory, empty, not a SQLite file, or shorter
+            than its header says (truncated).
+    """
+    if not path.exists():
+        raise SourceError(f"source catalog not found: {path}")
+    if path.is_dir():
+        raise SourceError(f"source catalog is a directory, not a database file: {path}")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            header = handle.read(_HEADER_SIZE)
+    except OSError as error:
+        raise SourceError(f"cannot read source catalog {path}: {error.strerror}") from None
+    if size == 0:
+        raise SourceError(f"source catalog is empty (0 bytes): {path}")
+    if len(header) < _HEADER_SIZE or not header.startswith(_MAGIC):
+        raise SourceError(f"source catalog is not a SQLite database: {path}")
+    (page_size,) = struct.unpack(">H", header[16:18])
+    page_size = 65536 if page_size == 1 else page_size
+    change_counter, page_count = struct.unpack(">II", header[24:32])
+    (valid_for,) = struct.unpack(">I", header[92:96])
+    # The in-header page count is trustworthy only when valid-for matches the change counter.
+    if valid_for == change_counter and page_count and size < page_count * page_size:
+        raise SourceError(
+            f"source catalog is truncated: {path} has {size} bytes, its header says {page_count * page_size}"
+        )
+
+
+def source_uri(path: Path) -> str:
+    """Return the read-only ``file:`` URI SQLite attaches the source through."""
+    return path.resolve().as_uri() + "?mode=ro"
+
+
+def attach_source(db: Database, path: Path) -> None:
+    """Attach the source read-only as ``src`` (a bound parameter: any path is safe)."""
+    db.execute("ATTACH DATABASE ? AS src", [source_uri(path)])
+
+
+def translate_error(error: sqlite3.Error, path: Path, busy_timeout: float) -> SourceError:
+    """Turn a SQLite error met while reading the source into a one-line SourceError."""
+    name = getattr(error, "sqlite_errorname", "")
+    text = str(error)
+    if name.startswith("SQLITE_BUSY") or "database is locked" in text:
+        return SourceBusyError(
+            f"source catalog stayed locked by a writer for more than {busy_timeout:g} s: {path} "
+            "(retry, raise --busy-timeout, or put the catalog in WAL mode)"
+        )
+    if name == "SQLITE_NOTADB" or "file is not a database" in text:
+        return SourceError(f"source catalog is not a SQLite database: {path}")
+    if name.startswith("SQLITE_CORRUPT") or "malformed" in text:
+        return SourceError(f"source catalog is damaged or truncated ({text}): {path}")
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        return SourceError(f"cannot open source catalog read-only: {path}")
+    return SourceError(f"cannot read source catalog {path}: {text}")
+
+
+def check_schema(db: Database) -> None:
+    """Check that every table and column the read model reads exists, listing all that are missing.
+
+    Raises:
+        SourceError: the source has no tables, or lacks required tables or columns.
+    """
+    present = {
+        name
+        for (name,) in db.execute(
+            "SELECT name FROM src.sqlite_master WHERE type IN ('table', 'view')"
+        ).fetchall()
+    }
+    if not present:
+        raise SourceError("source catalog is empty: it has no tables")
+    missing_tables = [name for name in REQUIRED_COLUMNS if name not in present]
+    missing_columns: list[str] = []
+    for table, columns in REQUIRED_COLUMNS.items():
+        if table in missing_tables:
+            continue
+        have = {row[1] for row in db.execute(f"PRAGMA src.table_info([{table}])").fetchall()}
+        missing_columns.extend(f"{table}.{column}" for column in columns if column not in have)
+    parts = []
+    if missing_tables:
+        parts.append("missing tables: " + ", ".join(missing_tables))
+    if missing_columns:
+        parts.append("missing columns: " + ", ".join(missing_columns))
+    if parts:
+        raise SourceError("source catalog does not have the plan's schema; " + "; ".join(parts))
+
+
+def check_backends(db: Database) -> None:
+    """Check ``storage_backends.config_json``: valid JSON, and a ``public_base_url`` for object storage.
+
+    Raises:
+        SourceError: naming the backend row and what is wrong with it.
+    """
+    row = db.execute(
+        "SELECT id FROM src.storage_backends WHERE config_json IS NOT NULL AND NOT json_valid(config_json) "
+        "ORDER BY id LIMIT 1"
+    ).fetchone()
+    if row is not None:
+        raise SourceError(
+            f"invalid JSON in storage_backends.config_json (id {row[0]})",
+            table="storage_backends",
+            column="config_json",
+            row=row[0],
+        )
+    row = db.execute(
+        "SELECT id FROM src.storage_backends WHERE backend_type = 'object_storage' "
+        "AND (config_json IS NULL OR json_type(config_json, '$.public_base_url') IS NOT 'text' "
+        "OR json_extract(config_json, '$.public_base_url') = '') ORDER BY id LIMIT 1"
+    ).fetchone()
+    if row is not None:
+        raise SourceError(
+            f"storage_backends.config_json (id {row[0]}) has no public_base_url string "
+            "for an object_storage backend",
+            table="storage_backends",
+            column="config_json",
+            row=row[0],
+        )
+
+
+def _first_invalid(
+    db: Database, table: ReadTable, where: str, params: list[object]
+) -> tuple[object, str] | None:
+    """Return (row key, column) of the first value in the selected rows that is not UTF-8."""
+    key = ", ".join(table.key)
+    columns = ", ".join(f"CAST([{c}] AS BLOB)" for c in table.text_columns)
+    cursor = db.execute(f"SELECT {key}, {columns} FROM [{table.name}] {where} ORDER BY {key}", params)
+    width = len(table.key)
+    for row in cursor:
+        for column, value in zip(table.text_columns, row[width:]):
+            if value is None:
+                continue
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                ident = row[0] if width == 1 else tuple(row[:width])
+                return ident, column
+    return None
+
+
+def check_utf8_file(path: Path) -> None:
+    """Run :func:`check_utf8` on a finished read-model file through its own read-only connection.
+
+    Its own connection lets the check run beside the hashing of the same file.
+    """
+    conn = sqlite3.connect(source_uri(path), uri=True, check_same_thread=False)
+    try:
+        check_utf8(Database(conn, recursive_triggers=False, execute_plugins=False))
+    finally:
+        conn.close()
+
+
+def check_utf8(db: Database) -> None:
+    """Check that every text value of the read model (in ``db``'s main schema) is valid UTF-8.
+
+    SQLite copies invalid bytes silently, so this reads the text back in large
+    chunks, concatenated in SQL and decoded in one call each, which keeps the
+    pass cheap; a chunk that fails is rescanned row by row to name the value.
+
+    Raises:
+        SourceError: naming the source table, column and row.
+    """
+    for table in TABLES:
+        if not table.text_columns:
+            continue
+        found: tuple[object, str] | None = None
+        if len(table.key) == 1:
+            key = table.key[0]
+            # One aggregate per column, separated by an ASCII byte so that two
+            # broken halves can never join into a valid character.
+            blobs = ", ".join(f"CAST(group_concat([{c}], char(30)) AS BLOB)" for c in table.text_columns)
+            columns = ", ".join(f"[{c}]" for c in table.text_columns)
+            chunk = (
+                f"SELECT min(k), max(k), {blobs} FROM "
+                f"(SELECT [{key}] AS k, {columns} FROM [{table.name}] "
+                f"WHERE [{key}] {{op}} ? ORDER BY [{key}] LIMIT {_UTF8_CHUNK_ROWS})"
+            )
+            op, last = ">=", db.execute(f"SELECT min([{key}]) FROM [{table.name}]").fetchone()[0]
+            while last is not None:
+                low, high, *values = db.execute(chunk.format(op=op), [last]).fetchone()
+                if high is None:
+                    break
+                try:
+                    for blob in values:
+                        if blob is not None:
+                            blob.decode("utf-8")
+                except UnicodeDecodeError:
+                    found = _first_invalid(db, table, f"WHERE [{key}] BETWEEN ? AND ?", [low, high])
+                    break
+                op, last = ">", high
+        else:
+            found = _first_invalid(db, table, "", [])
+        if found is not None:
+            ident, column = found
+            origin = TEXT_ORIGINS[table.name][column]
+            source_table, source_column = origin.split(".")
+            raise SourceError(
+                f"invalid UTF-8 in {origin} ({_ROW_LABEL[table.name]} {ident})",
+                table=source_table,
+                column=source_column,
+                row=ident,
+            )
