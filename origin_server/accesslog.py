@@ -43,6 +43,8 @@ class RedactTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record in place (message, args, exception text); always keep it."""
+        if record.name == ACCESS_LOGGER and not record.exc_info:
+            return True  # written by AccessLog, which never puts a path or token in it
         try:
             message = record.getMessage()
         except Exception:  # a broken format string: keep the raw template only

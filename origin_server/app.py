@@ -32,7 +32,7 @@ from .conditional import cache_max_age, content_range, http_date, make_etag, pla
 from .config import DEFAULT_ROOT_SEGMENT, OriginConfig
 from .errors import FileRefused, NotConfigured, TokenExpired, TokenInvalid, TokenNotYetValid
 from .media import content_disposition, content_type_for
-from .resolve import OpenedFile, locator_segments, open_regular_file
+from .resolve import OpenedFile, locator_segments, open_regular_file, real_root
 from .tokens import verify_origin_token
 
 STREAM_ROUTE = "/api/private-origin/stream/{token}"
@@ -169,6 +169,8 @@ class _Stream:
     def __init__(self, config: OriginConfig, headers: _ResponseHeaders) -> None:
         self.config = config
         self.headers = headers
+        # Resolved once: a root missing now is resolved per request instead.
+        self.real_roots = {name: real_root(path) for name, path in config.roots.items() if path.is_dir()}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
         """Stream the whole file (200) or one range (206), or answer 304 / 416."""
@@ -197,7 +199,7 @@ class _Stream:
         root = config.roots.get(backend)
         if root is None:
             raise FileRefused()
-        opened = open_regular_file(root, claims["locator"])
+        opened = open_regular_file(root, claims["locator"], root_real=self.real_roots.get(backend))
         handed_over = False
         try:
             max_age = cache_max_age(claims["exp"], now, config.max_age)
@@ -208,13 +210,6 @@ class _Stream:
         finally:
             if not handed_over:
                 opened.close()
-
-    @staticmethod
-    def _file_headers(resp: falcon.Response, opened: OpenedFile, max_age: int) -> None:
-        resp.set_header("Cache-Control", f"private, max-age={max_age}")
-        resp.set_header("Accept-Ranges", "bytes")
-        resp.content_type = content_type_for(opened.name)
-        resp.set_header("Content-Disposition", content_disposition(opened.name))
 
     def _offload(
         self, resp: falcon.Response, opened: OpenedFile, backend: str | None, locator: str, max_age: int
@@ -229,22 +224,23 @@ class _Stream:
         self, req: falcon.Request, resp: falcon.Response, opened: OpenedFile, max_age: int, *, send_body: bool
     ) -> bool:
         """Set status and headers; return True when the open file was handed to falcon as the body."""
+        env = req.env
         etag = make_etag(opened.size, opened.mtime_ns, opened.inode)
         last_modified = opened.mtime_ns // 1_000_000_000
         plan = plan_response(
             size=opened.size,
             etag=etag,
             last_modified=last_modified,
-            range_header=req.get_header("Range"),
-            if_range=req.get_header("If-Range"),
-            if_none_match=req.get_header("If-None-Match"),
-            if_modified_since=req.get_header("If-Modified-Since"),
+            range_header=env.get("HTTP_RANGE"),
+            if_range=env.get("HTTP_IF_RANGE"),
+            if_none_match=env.get("HTTP_IF_NONE_MATCH"),
+            if_modified_since=env.get("HTTP_IF_MODIFIED_SINCE"),
         )
+        resp.status = plan.status
         resp.set_header("ETag", etag)
         resp.set_header("Last-Modified", http_date(last_modified))
         resp.set_header("Cache-Control", f"private, max-age={max_age}")
         resp.set_header("Accept-Ranges", "bytes")
-        resp.status = plan.status
         if plan.status == 304:
             return False
         if plan.status == 416:
@@ -252,14 +248,15 @@ class _Stream:
             resp.content_type = falcon.MEDIA_JSON
             resp.media = {"error": "range_not_satisfiable"}
             return False
-        self._file_headers(resp, opened, max_age)
+        resp.content_type = content_type_for(opened.name)
+        resp.set_header("Content-Disposition", content_disposition(opened.name))
         if plan.status == 206:
             resp.set_header("Content-Range", content_range(plan, opened.size))
         resp.content_length = plan.length
         if not send_body or plan.length == 0:
             return False
         opened.file.seek(plan.start)
-        if req.env.get("wsgi.file_wrapper") is ReadOnlyFileBasedBuffer:
+        if env.get("wsgi.file_wrapper") is ReadOnlyFileBasedBuffer:
             resp.stream = opened.file  # waitress stops at Content-Length and sends from its I/O loop
         else:
             resp.stream = _Span(opened.file, plan.length)  # other servers may read to EOF

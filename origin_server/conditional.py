@@ -15,6 +15,7 @@ is ignored; then ``Range``, honoured only when ``If-Range`` (if sent) matches
 from __future__ import annotations
 
 import email.utils
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ def make_etag(size: int, mtime_ns: int, inode: int) -> str:
     return f'"{size:x}-{mtime_ns:x}-{inode:x}"'
 
 
+@functools.lru_cache(maxsize=4096)
 def http_date(timestamp: float) -> str:
     """Format Unix seconds as an IMF-fixdate (``Sun, 06 Nov 1994 08:49:37 GMT``)."""
     return email.utils.formatdate(math.floor(timestamp), usegmt=True)

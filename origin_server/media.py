@@ -8,6 +8,7 @@ play.
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -71,6 +72,7 @@ def ascii_fallback(name: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=4096)
 def content_disposition(name: str, disposition: str = "inline") -> str:
     """Return a ``Content-Disposition`` value with an ASCII ``filename`` and a UTF-8 ``filename*``.
 

@@ -65,6 +65,13 @@ def make_server(
 
 def configure_logging(level: int = logging.INFO) -> None:
     """Log to stderr, one line per record, with tokens redacted from every record that passes."""
+    # The access log writes one record per request: skip the record fields
+    # nobody prints (thread, process names cost a few microseconds each).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    # waitress warns "Task queue depth is N" on every queued request under load.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactTokens())

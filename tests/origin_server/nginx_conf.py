@@ -67,7 +67,6 @@ http {{
     uwsgi_temp_path {workdir.as_posix()}/tmp_uwsgi;
     scgi_temp_path {workdir.as_posix()}/tmp_scgi;
     sendfile on;
-    tcp_nopush on;
     default_type application/octet-stream;
     upstream origin {{
         server 127.0.0.1:{origin_port};

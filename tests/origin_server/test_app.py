@@ -260,7 +260,7 @@ def test_an_unexpected_error_is_500_json_and_logs_no_token(
 ) -> None:
     token = token_for("test.flac")
 
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError(f"bug while handling {args!r} /api/private-origin/stream/{token}")
 
     monkeypatch.setattr("origin_server.app.open_regular_file", broken)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from origin_server import resolve
 from origin_server.errors import FileRefused
 from origin_server.resolve import (
     MAX_LOCATOR_CHARS,
@@ -20,6 +21,15 @@ from origin_server.resolve import (
 )
 
 from .conftest import OUTSIDE_BYTES, Media
+
+@pytest.fixture(params=["proc-fd", "realpath"])
+def open_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test through both ways of checking containment (Linux's /proc/self/fd, and the portable one)."""
+    if request.param == "proc-fd" and not resolve.USE_PROC_FD:
+        pytest.skip("/proc/self/fd is not available here")
+    monkeypatch.setattr(resolve, "USE_PROC_FD", request.param == "proc-fd")
+    return request.param
+
 
 BAD_LOCATORS = [
     "",
@@ -115,7 +125,7 @@ def test_reserved_names() -> None:
     assert not is_reserved_name("CONx") and not is_reserved_name("COM") and not is_reserved_name("xCON")
 
 
-def test_resolves_inside_and_opens_a_regular_file(media: Media) -> None:
+def test_resolves_inside_and_opens_a_regular_file(open_mode: str, media: Media) -> None:
     opened = open_regular_file(media.root, "album/track.mp3")
     try:
         assert opened.size == len(media.files["album/track.mp3"])
@@ -126,7 +136,7 @@ def test_resolves_inside_and_opens_a_regular_file(media: Media) -> None:
 
 
 @pytest.mark.parametrize("locator", ["album", "missing.flac", "album/missing.mp3", "test.flac/x"])
-def test_directories_and_missing_files_are_refused(media: Media, locator: str) -> None:
+def test_directories_and_missing_files_are_refused(open_mode: str, media: Media, locator: str) -> None:
     with pytest.raises(FileRefused):
         open_regular_file(media.root, locator)
 
@@ -142,7 +152,7 @@ needs_symlinks = pytest.mark.skipif(
 
 
 @needs_symlinks
-def test_symlinks_out_of_the_root_are_refused(media: Media) -> None:
+def test_symlinks_out_of_the_root_are_refused(open_mode: str, media: Media) -> None:
     (media.root / "link_file.flac").symlink_to(media.outside)
     (media.root / "link_dir").symlink_to(media.outside.parent)
     (media.root / "album" / "up").symlink_to("../..")
@@ -157,7 +167,7 @@ def test_symlinks_out_of_the_root_are_refused(media: Media) -> None:
 
 
 @needs_symlinks
-def test_symlink_inside_the_root_is_served_under_the_catalog_name(media: Media) -> None:
+def test_symlink_inside_the_root_is_served_under_the_catalog_name(open_mode: str, media: Media) -> None:
     (media.root / "alias.flac").symlink_to(media.root / "test.flac")
     opened = open_regular_file(media.root, "alias.flac")
     try:
@@ -168,7 +178,7 @@ def test_symlink_inside_the_root_is_served_under_the_catalog_name(media: Media) 
 
 
 @needs_symlinks
-def test_root_that_is_a_symlink_works(media: Media, tmp_path: Path) -> None:
+def test_root_that_is_a_symlink_works(open_mode: str, media: Media, tmp_path: Path) -> None:
     link = tmp_path / "root-link"
     link.symlink_to(media.root)
     opened = open_regular_file(link, "test.flac")
@@ -178,13 +188,13 @@ def test_root_that_is_a_symlink_works(media: Media, tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
-def test_a_fifo_is_refused_without_blocking(media: Media) -> None:
+def test_a_fifo_is_refused_without_blocking(open_mode: str, media: Media) -> None:
     os.mkfifo(media.root / "pipe.flac")
     with pytest.raises(FileRefused):
         open_regular_file(media.root, "pipe.flac")  # would hang forever if opened blocking
 
 
-def test_prefix_sibling_is_not_inside(tmp_path: Path) -> None:
+def test_prefix_sibling_is_not_inside(open_mode: str, tmp_path: Path) -> None:
     root = tmp_path / "media"
     sibling = tmp_path / "media-private"
     root.mkdir()
