@@ -7,9 +7,13 @@ its ``exit_code`` here, in :func:`main`, and nowhere else.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -234,6 +238,124 @@ def diff_command(repo_path: Path, revs: tuple[str, ...], examples: int, as_json:
             if keys:
                 more = f"; ... {total - len(keys)} more" if total > len(keys) else ""
                 click.echo(f"    {kind + ':':8} " + "; ".join(_render_key(key) for key in keys) + more)
+
+
+# --- export and verify (see export.py, verify.py) ----------------------------------------
+
+
+def _generated_at(option: str | None, source_date_epoch: str | None) -> datetime:
+    """--generated-at wins, then SOURCE_DATE_EPOCH (reproducible builds), then the clock."""
+    from .errors import UsageError
+    from .export import format_generated_at
+
+    if option is not None:
+        return datetime.strptime(format_generated_at(option), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    if source_date_epoch not in (None, ""):
+        try:
+            return datetime.fromtimestamp(int(source_date_epoch), tz=timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            raise UsageError(f"SOURCE_DATE_EPOCH must be Unix seconds, not {source_date_epoch!r}") from None
+    return datetime.now(timezone.utc)
+
+
+class _StageProgress:
+    """Render ``progress(stage, done, total)`` as a click progress bar on a terminal's stderr."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._done = 0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self._bar is None:
+            self._bar = click.progressbar(
+                length=total, label="export", file=sys.stderr, show_eta=False,
+                item_show_func=lambda item: item,
+            )
+            self._bar.__enter__()
+        self._bar.update(max(done - self._done, 0), current_item=stage)
+        self._done = max(done, self._done)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+
+def _export_summary(result: Any, target_dir: Path, elapsed: float) -> str:
+    manifest = result.manifest
+    counts = manifest.table_counts
+    repairs = ", ".join(f"{name}={count}" for name, count in sorted(result.repairs.items())) or "none"
+    body = (
+        f"{manifest.playlist_count} playlists, {manifest.track_count} tracks, "
+        f"{counts.get('catalog_playlist_tracks', 0)} playlist rows, {manifest.file_count} files, "
+        f"{counts.get('catalog_toplists', 0)} toplist rows, {manifest.cover_count} covers; "
+        f"repairs: {repairs}; {elapsed:.2f} s"
+    )
+    if not result.changed:
+        return f"unchanged {manifest.snapshot_id} in {target_dir} (same content): {body}"
+    return f"exported {manifest.snapshot_id} to {target_dir}: {body}"
+
+
+@cli.command("export")
+@click.option("--db", "source_db", required=True, type=click.Path(path_type=Path),
+              help="The authoritative catalog (opened read-only).")
+@click.option("--target-dir", type=click.Path(path_type=Path), default=None,
+              help="Where catalog_read.db and manifest.json go (created if missing).")
+@click.option("--generated-at", default=None, metavar="ISO",
+              help="The manifest's timestamp, e.g. 2026-04-19T08:00:00Z. Default: SOURCE_DATE_EPOCH, else now.")
+@click.option("--busy-timeout", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Seconds to wait for a writer that locks the source.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of the summary.")
+def export_command(
+    source_db: Path, target_dir: Path | None, generated_at: str | None, busy_timeout: float, as_json: bool
+) -> None:
+    """Export the catalog's read model to DIR/catalog_read.db and DIR/manifest.json.
+
+    The same catalog gives the same bytes; with --generated-at or
+    SOURCE_DATE_EPOCH the manifest is byte-identical too. When DIR already
+    holds the same content it is left untouched and the summary says
+    "unchanged". A failed or killed export never damages the last snapshot.
+
+    Example: snapbuild export --db catalogsync.db --target-dir snapshot
+    """
+    from .errors import UsageError
+    from .export import run_export
+
+    if target_dir is None:
+        raise UsageError("--target-dir is required unless --commit is given")
+    stamp = _generated_at(generated_at, os.environ.get("SOURCE_DATE_EPOCH"))
+    progress = _StageProgress() if sys.stderr.isatty() else None
+    started = time.monotonic()
+    try:
+        result = run_export(source_db, target_dir, generated_at=stamp, busy_timeout=busy_timeout, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    if as_json:
+        click.echo(result.manifest.to_json(), nl=False)
+    else:
+        click.echo(_export_summary(result, target_dir, time.monotonic() - started))
+
+
+@cli.command("verify")
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+def verify_command(directory: Path | None) -> None:
+    """Check a snapshot: DIR/catalog_read.db matches DIR/manifest.json and passes quick_check.
+
+    Compares the sha256, the content digest and every row count with the
+    manifest; exits 0 with one OK line, or 1 with the reason.
+
+    Example: snapbuild verify snapshot
+    """
+    from .errors import UsageError
+    from .verify import verify_directory
+
+    if directory is None:
+        raise UsageError("give the snapshot directory to verify: snapbuild verify DIR")
+    manifest = verify_directory(directory)
+    click.echo(
+        f"OK {manifest.snapshot_id}: {directory} matches its manifest "
+        f"({sum(manifest.table_counts.values())} rows in {len(manifest.table_counts)} tables, quick_check ok)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
