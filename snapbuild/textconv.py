@@ -42,6 +42,8 @@ __all__ = [
     "table_shapes",
 ]
 
+_FETCH_ROWS = 4096
+
 #: The diff driver's name, as ``.gitattributes`` in the snapshot repository spells it.
 DRIVER_NAME = "snapbuild"
 
@@ -136,8 +138,9 @@ def row_line_sql(shape: TableShape, schema: str = "main") -> str:
 def dump_database(db_path: str | os.PathLike[str], out: TextIO) -> int:
     """Write the canonical line-per-row text form of a snapshot database to ``out``.
 
-    Rows are streamed from SQLite (the line is built in SQL), never all held
-    in memory.
+    Each line is built in SQL and fetched as UTF-8 bytes, a few thousand rows
+    at a time, so memory stays flat whatever the table sizes; bytes that are
+    not valid UTF-8 (never in a valid snapshot) are shown as ``\\xNN``.
 
     Returns:
         the number of row lines written.
@@ -148,13 +151,15 @@ def dump_database(db_path: str | os.PathLike[str], out: TextIO) -> int:
     written = 0
     with open_snapshot_readonly(db_path) as conn:
         try:
-            for shape in table_shapes(conn).values():
+            shapes = table_shapes(conn)
+            conn.text_factory = bytes
+            for shape in shapes.values():
                 out.write(f"## {shape.name} key({', '.join(shape.key)})\n")
                 out.write(f"-- {' '.join(shape.sql.split())}\n")
-                for (line,) in conn.execute(row_line_sql(shape)):
-                    out.write(line)
-                    out.write("\n")
-                    written += 1
+                cursor = conn.execute(row_line_sql(shape))
+                while rows := cursor.fetchmany(_FETCH_ROWS):
+                    out.write(_decode(b"\n".join([row[0] for row in rows]) + b"\n"))
+                    written += len(rows)
         except sqlite3.DatabaseError as error:
             raise VerifyError(f"{db_path}: cannot read the database ({error})", path=Path(db_path)) from error
     return written

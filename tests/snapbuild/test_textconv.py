@@ -78,6 +78,17 @@ def test_blobs_reals_and_tables_without_a_primary_key(tmp_path: Path) -> None:
     assert 'we"ird[k="é"] v=null r=-0.25' in lines
 
 
+def test_invalid_utf8_is_shown_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "bad.db"
+    conn = sqlite3.connect(path)
+    conn.execute("create table t (k integer primary key, v text)")
+    conn.execute("insert into t values (1, cast(x'41ff42' as text)), (2, 'ok')")
+    conn.commit()
+    conn.close()
+    lines = dump(path).splitlines()
+    assert lines[2:] == ['t[k=1] v="A\\xffB"', 't[k=2] v="ok"']
+
+
 def test_physical_order_does_not_change_the_text(tmp_path: Path) -> None:
     rows = base_rows()
     plain = write_snapshot_db(tmp_path / "a.db", rows)
