@@ -231,6 +231,9 @@ NULL_SOURCES: dict[str, tuple[str, str, str]] = {
 }
 
 
+_LINK_TABLES = frozenset({"playlist_songs", "pool_playlists"})
+
+
 def quote_path(locator: bytes | str) -> str:
     """Percent-encode every path segment of a locator, keeping the ``/`` between them.
 
@@ -287,13 +290,15 @@ def _raise_null(db: Database, where: str) -> None:
     """Name the first source row whose NULL broke the read-model column ``where``."""
     table, column, condition = NULL_SOURCES.get(where, ("", "", ""))
     if table:
+        # Entity tables name a row by its id; the link tables have none, so by rowid.
+        ident = "rowid" if table in _LINK_TABLES else "id"
         row = db.execute(
-            f"SELECT rowid FROM src.[{table}] WHERE [{column}] IS NULL AND ({condition}) "
-            "ORDER BY rowid LIMIT 1"
+            f"SELECT {ident} FROM src.[{table}] WHERE [{column}] IS NULL AND ({condition}) "
+            f"ORDER BY {ident} LIMIT 1"
         ).fetchone()
         if row is not None:
             raise SourceError(
-                f"NULL in {table}.{column} (rowid {row[0]}): {where} needs a value",
+                f"NULL in {table}.{column} ({ident} {row[0]}): {where} needs a value",
                 table=table,
                 column=column,
                 row=row[0],

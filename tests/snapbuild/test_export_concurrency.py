@@ -1,0 +1,108 @@
+"""The source is read as one point in time while a writer works, and a locked source fails cleanly."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from snapbuild.errors import SourceBusyError
+from snapbuild.export import run_export
+
+from .conftest import GENERATED_AT, write_catalog
+
+
+def seed_catalog(path: Path, playlists: int = 40, songs: int = 4000, per_playlist: int = 400) -> Path:
+    """A catalog whose invariant is: every playlist's collected_song_count equals its rows."""
+    write_catalog(path)
+    conn = sqlite3.connect(path)
+    conn.execute("pragma journal_mode = wal")
+    conn.executemany(
+        "insert into songs values (?, 'p', ?, ?, null, null, null, null)",
+        [(i, str(i), f"歌 {i}") for i in range(1, songs + 1)],
+    )
+    conn.executemany(
+        "insert into playlists values (?, 'p', ?, ?, null, null, 0, ?)",
+        [(p, str(p), f"list {p}", per_playlist) for p in range(1, playlists + 1)],
+    )
+    conn.executemany(
+        "insert into playlist_songs values (?, ?, ?)",
+        [(p, 1 + (p * 7919 + k) % songs, k) for p in range(1, playlists + 1) for k in range(per_playlist)],
+    )
+    conn.commit()
+    conn.close()
+    return path
+
+
+def writer(path: Path, stop: threading.Event, commits: list[int]) -> None:
+    """Each transaction adds a new song, links it into a playlist and bumps that playlist's count."""
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    next_song = 100_000
+    while not stop.is_set():
+        next_song += 1
+        playlist = 1 + next_song % 40
+        conn.execute("begin immediate")
+        conn.execute("insert into songs values (?, 'p', ?, 'new', null, null, null, null)", (next_song, str(next_song)))
+        conn.execute(
+            "insert into playlist_songs values (?, ?, (select max(position) + 1 from playlist_songs where playlist_id = ?))",
+            (playlist, next_song, playlist),
+        )
+        conn.execute(
+            "update playlists set collected_song_count = collected_song_count + 1 where id = ?", (playlist,)
+        )
+        conn.execute("commit")
+        commits.append(next_song)
+    conn.close()
+
+
+def test_export_reads_one_point_in_time_while_a_wal_writer_commits(tmp_path: Path) -> None:
+    source = seed_catalog(tmp_path / "live.db")
+    stop = threading.Event()
+    commits: list[int] = []
+    thread = threading.Thread(target=writer, args=(source, stop, commits))
+    thread.start()
+    try:
+        while len(commits) < 5:  # the writer is really running
+            threading.Event().wait(0.01)
+        results, during = [], []
+        for run in range(3):
+            before = len(commits)
+            results.append(run_export(source, tmp_path / f"s{run}", generated_at=GENERATED_AT))
+            during.append(len(commits) - before)
+    finally:
+        stop.set()
+        thread.join()
+    assert sum(during) > 0, "the writer never committed while an export ran: the test proves nothing"
+    for run, result in enumerate(results):
+        assert result.repairs == {}  # no playlist row naming a song the export had not seen
+        conn = sqlite3.connect(tmp_path / f"s{run}" / "catalog_read.db")
+        mismatched = conn.execute(
+            "select count(*) from catalog_playlists p where song_count != "
+            "(select count(*) from catalog_playlist_tracks t where t.playlist_id = p.playlist_id)"
+        ).fetchone()[0]
+        new_songs = conn.execute("select count(*) from catalog_tracks where song_id > 100000").fetchone()[0]
+        new_rows = conn.execute("select count(*) from catalog_playlist_tracks where song_id > 100000").fetchone()[0]
+        conn.close()
+        assert mismatched == 0
+        assert new_songs == new_rows
+
+
+def test_a_rollback_journal_source_locked_by_a_writer_gives_a_clear_error(good_snapshot, tmp_path: Path) -> None:
+    source = seed_catalog(tmp_path / "locked.db", playlists=2, songs=10, per_playlist=3)
+    with sqlite3.connect(source) as conn:
+        conn.execute("pragma journal_mode = delete")
+    holder = sqlite3.connect(source, isolation_level=None)
+    holder.execute("begin exclusive")  # a writer in the middle of its commit
+    try:
+        with pytest.raises(SourceBusyError) as caught:
+            run_export(source, good_snapshot.dir, generated_at=GENERATED_AT, busy_timeout=0.2)
+    finally:
+        holder.execute("rollback")
+        holder.close()
+    message = str(caught.value)
+    assert "locked by a writer" in message and "0.2 s" in message and "\n" not in message
+    good_snapshot.assert_intact()
+    # Once the writer is done, the same export succeeds.
+    assert run_export(source, tmp_path / "later", generated_at=GENERATED_AT, busy_timeout=0.2).changed
