@@ -4,18 +4,33 @@
 
 .DESCRIPTION
     Runs `snapbuild export` for the given catalog database and target directory.
+    With -Commit, the snapshot is also committed to a git repository of
+    snapshots (-Repo, default .\snapshots.git, created on first use); -Push then
+    pushes main and the snapshot tags to a remote so consumers can git pull.
     Stops at the first failure and exits with snapbuild's own exit code
     (1 = operational error, 2 = usage error), so a scheduled task reports it.
 
 .EXAMPLE
     .\scripts\export_snapshot.ps1 -DbPath D:\catalog\catalogsync.db -TargetDir D:\snapshots\current
+
+.EXAMPLE
+    .\scripts\export_snapshot.ps1 -DbPath D:\catalog\catalogsync.db -Commit -Repo D:\snapshots\catalog.git -Push ssh://git@git.example.org/catalog.git
 #>
 param(
     [Parameter(Mandatory = $true)]
     [string]$DbPath,
 
-    [Parameter(Mandatory = $true)]
+    # Directory that receives catalog_read.db and manifest.json; optional with -Commit.
     [string]$TargetDir,
+
+    # Commit the snapshot to the snapshot repository.
+    [switch]$Commit,
+
+    # The snapshot repository (bare); used with -Commit. Default: .\snapshots.git
+    [string]$Repo,
+
+    # Remote (path, file://, ssh or https URL) to push main and the tags to; implies -Commit.
+    [string]$Push,
 
     # The Python interpreter that has snapbuild installed.
     [string]$Python = "python"
@@ -27,11 +42,27 @@ $OutputEncoding = [System.Text.Encoding]::UTF8
 [Console]::OutputEncoding = [System.Text.Encoding]::UTF8
 $env:PYTHONUTF8 = "1"
 
-& $Python -m snapbuild export --db $DbPath --target-dir $TargetDir
+if ($Push) { $Commit = $true }
+if (-not $TargetDir -and -not $Commit) {
+    Write-Error "Give -TargetDir, -Commit, or both." -ErrorAction Continue
+    exit 2
+}
+
+$arguments = @("-m", "snapbuild", "export", "--db", $DbPath)
+if ($TargetDir) { $arguments += @("--target-dir", $TargetDir) }
+if ($Commit) { $arguments += "--commit" }
+if ($Repo) { $arguments += @("--repo", $Repo) }
+if ($Push) { $arguments += @("--push", $Push) }
+
+& $Python @arguments
 $code = $LASTEXITCODE
 if ($code -ne 0) {
     Write-Error "snapbuild export failed with exit code $code" -ErrorAction Continue
     exit $code
 }
-Write-Host "Snapshot exported to $TargetDir"
+if ($TargetDir) { Write-Host "Snapshot exported to $TargetDir" }
+if ($Commit) {
+    $where = if ($Repo) { $Repo } else { "snapshots.git" }
+    Write-Host "Snapshot committed to $where"
+}
 exit 0

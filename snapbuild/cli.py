@@ -243,6 +243,23 @@ def diff_command(repo_path: Path, revs: tuple[str, ...], examples: int, as_json:
 # --- export and verify (see export.py, verify.py) ----------------------------------------
 
 
+def _commit_summary(committed: Any, manifest: Any, repo: Path, elapsed: float) -> list[str]:
+    """The lines ``export --commit`` prints about the repository."""
+    head = committed.commit[:12]
+    if not committed.changed:
+        line = f"unchanged {committed.snapshot_id}: main in {repo} already holds this content ({head}); no commit"
+        return [line + (f"; restored tag {committed.snapshot_id}" if committed.tag_created else "")]
+    tag = "tagged" if committed.tag_created else "tag already names the first commit with this content"
+    lines = [
+        f"committed {committed.snapshot_id} to {repo} as {head} on main ({tag}): "
+        f"{manifest.playlist_count} playlists, {manifest.track_count} tracks, {manifest.file_count} files; "
+        f"{elapsed:.2f} s"
+    ]
+    if committed.parent is None:
+        lines.append(f"consumers can now run: git clone {Path(repo).resolve()} catalog")
+    return lines
+
+
 def _generated_at(option: str | None, source_date_epoch: str | None) -> datetime:
     """--generated-at wins, then SOURCE_DATE_EPOCH (reproducible builds), then the clock."""
     from .errors import UsageError
@@ -305,8 +322,18 @@ def _export_summary(result: Any, target_dir: Path, elapsed: float) -> str:
 @click.option("--busy-timeout", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="Seconds to wait for a writer that locks the source.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of the summary.")
+@click.option("--commit", is_flag=True, help="Also commit the snapshot to the snapshot repository (git).")
+@click.option("--repo", "repo_path", type=click.Path(path_type=Path), default=None,
+              help="Snapshot repository for --commit (bare; created on first use). Default: snapshots.git")
+@click.option("--author", default=None, metavar="'NAME <EMAIL>'",
+              help="Author and committer of the commit. Default: 'snapbuild <snapbuild@localhost>'.")
+@click.option("--push", "push_remote", default=None, metavar="REMOTE",
+              help="After --commit, push main and the tags to REMOTE (path, file://, ssh or https URL).")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
+              help="Seconds to wait for another writer of the repository.")
 def export_command(
-    source_db: Path, target_dir: Path | None, generated_at: str | None, busy_timeout: float, as_json: bool
+    source_db: Path, target_dir: Path | None, generated_at: str | None, busy_timeout: float, as_json: bool,
+    commit: bool, repo_path: Path | None, author: str | None, push_remote: str | None, lock_timeout: float,
 ) -> None:
     """Export the catalog's read model to DIR/catalog_read.db and DIR/manifest.json.
 
@@ -315,40 +342,90 @@ def export_command(
     holds the same content it is left untouched and the summary says
     "unchanged". A failed or killed export never damages the last snapshot.
 
+    With --commit the snapshot is committed to a git repository of snapshots
+    (see docs/consumers.md): no commit when the content equals HEAD's; the
+    commit's date is the manifest's generated_at, so it is reproducible.
+
     Example: snapbuild export --db catalogsync.db --target-dir snapshot
+
+    Example: snapbuild export --db catalogsync.db --commit --repo snapshots.git --push ssh://git@host/catalog.git
     """
     from .errors import UsageError
     from .export import run_export
 
-    if target_dir is None:
+    if target_dir is None and not commit:
         raise UsageError("--target-dir is required unless --commit is given")
+    if not commit and (repo_path is not None or author is not None or push_remote is not None):
+        raise UsageError("--repo, --author and --push need --commit")
+    if commit:
+        from .repo import DEFAULT_AUTHOR, parse_author
+
+        parse_author(author or DEFAULT_AUTHOR)  # a bad --author fails before the export runs
     stamp = _generated_at(generated_at, os.environ.get("SOURCE_DATE_EPOCH"))
     progress = _StageProgress() if sys.stderr.isatty() else None
     started = time.monotonic()
+    committed = None
+    repo = repo_path or Path("snapshots.git")
     try:
-        result = run_export(source_db, target_dir, generated_at=stamp, busy_timeout=busy_timeout, progress=progress)
+        if commit:
+            from .repo import export_and_commit
+
+            result, committed = export_and_commit(
+                source_db, repo, generated_at=stamp, author=author or DEFAULT_AUTHOR, lock_timeout=lock_timeout,
+                target_dir=target_dir, busy_timeout=busy_timeout, progress=progress,
+            )
+        else:
+            result = run_export(
+                source_db, target_dir, generated_at=stamp, busy_timeout=busy_timeout, progress=progress
+            )
     finally:
         if progress is not None:
             progress.close()
     if as_json:
         click.echo(result.manifest.to_json(), nl=False)
-    else:
+    elif target_dir is not None:
         click.echo(_export_summary(result, target_dir, time.monotonic() - started))
+    if committed is not None:
+        for line in _commit_summary(committed, result.manifest, repo, time.monotonic() - started):
+            click.echo(line, err=as_json)
+    if push_remote is not None:
+        from .repo import push_snapshots
+
+        pushed = push_snapshots(repo, push_remote, git=shutil.which("git"), env=dict(os.environ))
+        click.echo(f"pushed main and tags to {pushed.remote} (with {pushed.tool})", err=as_json)
 
 
 @cli.command("verify")
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
-def verify_command(directory: Path | None) -> None:
+@click.option("--repo", "repo_path", type=click.Path(path_type=Path), default=None,
+              help="Verify the snapshot at --rev in this repository (bare or a clone) instead of DIR.")
+@click.option("--rev", default=None, help="Revision to verify with --repo: HEAD (default), HEAD~1, a snap- tag, a commit.")
+def verify_command(directory: Path | None, repo_path: Path | None, rev: str | None) -> None:
     """Check a snapshot: DIR/catalog_read.db matches DIR/manifest.json and passes quick_check.
 
     Compares the sha256, the content digest and every row count with the
     manifest; exits 0 with one OK line, or 1 with the reason.
 
     Example: snapbuild verify snapshot
+
+    Example: snapbuild verify --repo snapshots.git --rev HEAD~1
     """
     from .errors import UsageError
     from .verify import verify_directory
 
+    if repo_path is not None:
+        if directory is not None:
+            raise UsageError("give DIR or --repo, not both")
+        from .repo import verify_revision
+
+        manifest = verify_revision(repo_path, rev or "HEAD")
+        click.echo(
+            f"OK {manifest.snapshot_id}: {repo_path} at {rev or 'HEAD'} matches its manifest "
+            f"({sum(manifest.table_counts.values())} rows in {len(manifest.table_counts)} tables, quick_check ok)"
+        )
+        return
+    if rev is not None:
+        raise UsageError("--rev needs --repo")
     if directory is None:
         raise UsageError("give the snapshot directory to verify: snapbuild verify DIR")
     manifest = verify_directory(directory)

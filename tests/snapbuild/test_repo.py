@@ -288,3 +288,40 @@ def test_dulwich_can_read_what_was_committed_under_its_own_limits(tmp_path: Path
         assert blob.as_raw_string() == (tmp_path / "a" / "catalog_read.db").read_bytes()
     finally:
         repo.close()
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["loose", "packed"])
+def test_extract_snapshot_writes_the_files_of_any_revision(
+    tmp_path: Path, repo_path: Path, history: list[snaprepo.CommitResult], packed: bool
+) -> None:
+    import shutil
+
+    if packed:
+        snaprepo.gc_repo(repo_path, git=shutil.which("git"), lock_timeout=5)
+        assert not list((repo_path / "objects").glob("[0-9a-f][0-9a-f]/*"))
+    dest = tmp_path / "out"
+
+    manifest = snaprepo.extract_snapshot(repo_path, "HEAD~1", dest)
+
+    assert manifest.snapshot_id == history[1].snapshot_id
+    assert manifest.track_count == 6
+    assert (dest / "catalog_read.db").read_bytes() == (tmp_path / "s2" / "catalog_read.db").read_bytes()
+    assert (dest / "manifest.json").read_bytes() == (tmp_path / "s2" / "manifest.json").read_bytes()
+    assert sorted(p.name for p in dest.iterdir()) == ["catalog_read.db", "manifest.json"]
+
+
+def test_extract_snapshot_detects_a_corrupt_loose_object(
+    tmp_path: Path, repo_path: Path, history: list[snaprepo.CommitResult]
+) -> None:
+    import zlib
+
+    blob = git("--git-dir", repo_path, "rev-parse", "HEAD:catalog_read.db").stdout.strip()
+    path = repo_path / "objects" / blob[:2] / blob[2:]
+    data = bytearray(zlib.decompress(path.read_bytes()))
+    data[-1] ^= 0xFF
+    path.chmod(0o644)
+    path.write_bytes(zlib.compress(bytes(data), 1))
+
+    with pytest.raises(RepoError, match="corrupt"):
+        snaprepo.extract_snapshot(repo_path, "HEAD", tmp_path / "out")
+    assert not (tmp_path / "out" / "catalog_read.db").exists()
