@@ -248,15 +248,15 @@ def _commit_summary(committed: Any, manifest: Any, repo: Path, elapsed: float) -
     head = committed.commit[:12]
     if not committed.changed:
         line = f"unchanged {committed.snapshot_id}: main in {repo} already holds this content ({head}); no commit"
-        return [line + (f"; restored tag {committed.snapshot_id}" if committed.tag_created else "")]
-    tag = "tagged" if committed.tag_created else "tag already names the first commit with this content"
-    lines = [
-        f"committed {committed.snapshot_id} to {repo} as {head} on main ({tag}): "
-        f"{manifest.playlist_count} playlists, {manifest.track_count} tracks, {manifest.file_count} files; "
-        f"{elapsed:.2f} s"
-    ]
-    if committed.parent is None:
-        lines.append(f"consumers can now run: git clone {Path(repo).resolve()} catalog")
+        lines = [line + (f"; restored tag {committed.snapshot_id}" if committed.tag_created else "")]
+    else:
+        tag = "tagged" if committed.tag_created else "tag already names the first commit with this content"
+        lines = [
+            f"committed {committed.snapshot_id} to {repo} as {head} on main ({tag}): "
+            f"{manifest.playlist_count} playlists, {manifest.track_count} tracks, {manifest.file_count} files; "
+            f"{elapsed:.2f} s"
+        ]
+    lines.append(f"consumers: git clone {Path(repo).resolve()} catalog   (then git pull --ff-only)")
     return lines
 
 
