@@ -20,6 +20,7 @@ from __future__ import annotations
 import array
 import contextlib
 import functools
+import json
 import math
 import os
 import random
@@ -275,7 +276,7 @@ def _mix(x: int) -> int:
     return x ^ (x >> 31)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def _stream_base(seed: int, stream: int) -> int:
     return _mix(_mix(seed & _MASK) ^ (stream * 0x632BE59BD9B4E019 & _MASK))
 
@@ -309,8 +310,8 @@ def _coprime_stride(h: int, n: int) -> int:
     return stride
 
 
-@functools.lru_cache(maxsize=65536)
-def _segment(text: str, *, allow_question_mark: bool = False) -> str:
+@functools.lru_cache(maxsize=1 << 14)
+def _segment(text: str, allow_question_mark: bool = False) -> str:
     """Turn free text into one path segment that is a valid file name on Windows and POSIX."""
     text = text.replace(" / ", ", ").replace("/", "-").replace("\\", "-").replace(":", "-")
     for char in '<>"|*':
@@ -351,89 +352,85 @@ def _singers(h: int) -> str:
     return first
 
 
-def _timestamp(h: int, year: int = 2024) -> str:
-    """A deterministic ISO timestamp (never the wall clock) from the low 16 bits of ``h``."""
-    return _timestamp_of(h & 0xFFFF, year)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _timestamp_of(h: int, year: int) -> str:
-    return (
-        f"{year}-{1 + h % 12:02d}-{1 + (h >> 4) % 28:02d}T"
-        f"{(h >> 9) % 24:02d}:{(h >> 12) % 60:02d}:{(h * 7) % 60:02d}Z"
+@functools.lru_cache(maxsize=4)
+def _timestamps(year: int) -> tuple[str, ...]:
+    """4096 deterministic ISO timestamps in ``year`` (a table: formatting one per row is slow)."""
+    return tuple(
+        f"{year}-{1 + h % 12:02d}-{1 + (h >> 4) % 28:02d}T{(h * 5) % 24:02d}:{(h * 7) % 60:02d}:{(h * 11) % 60:02d}Z"
+        for h in range(4096)
     )
 
 
-def _json_str(text: str) -> str:
-    """A JSON string literal (UTF-8 kept, quotes and backslashes escaped)."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{escaped}"'
+def _timestamp(h: int, year: int = 2024) -> str:
+    """A deterministic ISO timestamp (never the wall clock) picked by the low 12 bits of ``h``."""
+    return _timestamps(year)[h & 0xFFF]
+
+
+_ALBUM_JSON = {album: json.dumps(album, ensure_ascii=False) for album in _ALBUMS}
 
 
 def _song_rows(
     seed: int, song_id: int
 ) -> tuple[tuple[object, ...], tuple[object, ...] | None, list[tuple[object, ...]]]:
     """The songs row, the file_assets row (or None) and the file_locations rows of one song."""
-    h = _h(seed, 1, song_id)
-    h2 = _h(seed, 2, song_id)
-    platform = _PLATFORMS[h2 % len(_PLATFORMS)]
+    mix = _mix
+    h = mix(_stream_base(seed, 1) ^ song_id)
+    h2 = mix(_stream_base(seed, 2) ^ song_id)
+    platform = _PLATFORMS[h2 & 3]
     name = _song_name(h)
     singers = _singers(h)
-    album = _pick(h2, 8, _ALBUMS)
-    ext = "flac" if (h2 >> 12) % 3 else "mp3"
-    size = (20_000_000 + (h2 >> 16) % 40_000_000) if ext == "flac" else (3_000_000 + (h2 >> 16) % 9_000_000)
-    duration = 90_000 + (h2 >> 24) % 300_000
+    album = _ALBUMS[(h2 >> 8) % len(_ALBUMS)]
+    flac = (h2 >> 12) % 3 != 0
+    ext = "flac" if flac else "mp3"
+    size = (20_000_000 + (h2 >> 16) % 40_000_000) if flac else (3_000_000 + (h2 >> 16) % 9_000_000)
     if (h2 >> 40) % 50 == 0:
         metadata = None
     else:
         metadata = (
-            f'{{"duration_ms": {duration}, "album": {_json_str(album)}, '
-            f'"bitrate": {999 if ext == "flac" else 320}, "lyrics": {(h2 >> 46) % 2 == 0 and "true" or "false"}}}'
+            f'{{"duration_ms": {90_000 + (h2 >> 24) % 300_000}, "album": {_ALBUM_JSON[album]}, '
+            f'"bitrate": {999 if flac else 320}, "lyrics": {"true" if (h2 >> 46) & 1 else "false"}}}'
         )
     song = (
         song_id, platform, str(100000 + (h2 >> 20) % 90_000_000), name, singers, album, ext, size,
         metadata, _timestamp(h2 >> 3),
     )
-    h3 = _h(seed, 3, song_id)
+    h3 = mix(_stream_base(seed, 3) ^ song_id)
     if h3 % 50 == 0:  # 2% of songs have no downloaded file yet
         return song, None, []
     asset_id = song_id
-    quality = _pick(h3, 8, _QUALITIES[ext])
-    asset = (asset_id, song_id, quality, ext, size, f"{h3:016x}{h2:016x}"[:40])
+    qualities = _QUALITIES[ext]
+    asset = (asset_id, song_id, qualities[(h3 >> 8) % len(qualities)], ext, size, "%016x%016x" % (h3, h2))
     checked = _timestamp(h3 >> 5, 2025)
     first_id, second_id = 2 * asset_id - 1, 2 * asset_id
     category = (h3 >> 20) % 100
-    segments = (platform, _segment(singers), _segment(album), _segment(name))
-    nas_locator = "{}/{}/{}/{} - {}.{}".format(*segments, song_id, ext)
-    old_locator = f"old/{platform}/{segments[3]} ({song_id}).{ext}"
-    locations: list[tuple[object, ...]]
+    singer_segment, name_segment = _segment(singers), _segment(name)
+    nas_locator = f"{platform}/{singer_segment}/{_segment(album)}/{name_segment} - {song_id}.{ext}"
     if category < 58:  # object storage only: an object key, so it may hold a '?'
-        s3_locator = f"music/{platform}/{segments[1]}/{_segment(name, allow_question_mark=True)} #{song_id}.{ext}"
-        locations = [(first_id, asset_id, S3_BACKEND_ID, s3_locator, "active", 1, checked)]
-    elif category < 85:  # NAS only: served by the private origin
-        locations = [(first_id, asset_id, NAS_BACKEND_ID, nas_locator, "active", 1, checked)]
-    elif category < 93:  # mirrored on both, same key
-        locations = [
+        s3_locator = f"music/{platform}/{singer_segment}/{_segment(name, True)} #{song_id}.{ext}"
+        return song, asset, [(first_id, asset_id, S3_BACKEND_ID, s3_locator, "active", 1, checked)]
+    if category < 85:  # NAS only: served by the private origin
+        return song, asset, [(first_id, asset_id, NAS_BACKEND_ID, nas_locator, "active", 1, checked)]
+    if category < 93:  # mirrored on both, same key
+        return song, asset, [
             (first_id, asset_id, S3_BACKEND_ID, nas_locator, "active", 1, checked),
             (second_id, asset_id, NAS_BACKEND_ID, nas_locator, "active", 0, checked),
         ]
-    elif category < 96:  # only an inactive location: the song has no playable file
-        if (h3 >> 30) % 2:
-            locations = [(first_id, asset_id, NAS_BACKEND_ID, old_locator, "missing", 1, checked)]
-        else:
-            locations = [(first_id, asset_id, S3_BACKEND_ID, old_locator, "deleted", 1, checked)]
-    else:  # an active location plus a stale one
-        if (h3 >> 30) % 2:
-            locations = [
-                (first_id, asset_id, NAS_BACKEND_ID, nas_locator, "active", 1, checked),
-                (second_id, asset_id, S3_BACKEND_ID, old_locator, "deleted", 0, checked),
-            ]
-        else:
-            locations = [
-                (first_id, asset_id, S3_BACKEND_ID, nas_locator, "active", 1, checked),
-                (second_id, asset_id, NAS_BACKEND_ID, old_locator, "missing", 0, checked),
-            ]
-    return song, asset, locations
+    old_locator = f"old/{platform}/{name_segment} ({song_id}).{ext}"
+    nas_side = (h3 >> 30) & 1
+    if category < 96:  # only an inactive location: the song has no playable file
+        if nas_side:
+            return song, asset, [(first_id, asset_id, NAS_BACKEND_ID, old_locator, "missing", 1, checked)]
+        return song, asset, [(first_id, asset_id, S3_BACKEND_ID, old_locator, "deleted", 1, checked)]
+    # an active location plus a stale one
+    if nas_side:
+        return song, asset, [
+            (first_id, asset_id, NAS_BACKEND_ID, nas_locator, "active", 1, checked),
+            (second_id, asset_id, S3_BACKEND_ID, old_locator, "deleted", 0, checked),
+        ]
+    return song, asset, [
+        (first_id, asset_id, S3_BACKEND_ID, nas_locator, "active", 1, checked),
+        (second_id, asset_id, NAS_BACKEND_ID, old_locator, "missing", 0, checked),
+    ]
 
 
 def _playlist_length(seed: int, playlist_id: int, tracks: int) -> tuple[int, int, int]:
@@ -508,21 +505,6 @@ def _pools(seed: int, playlists: int) -> tuple[list[tuple[object, ...]], list[tu
         for rank in range(size):
             members.append((pool_id, (start + rank * stride) % playlists + 1, rank + 1))
     return pools, members
-
-
-def _insert_batches(conn: sqlite3.Connection, sql: str, rows: Iterator[tuple[object, ...]]) -> int:
-    count = 0
-    batch: list[tuple[object, ...]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= _BATCH:
-            conn.executemany(sql, batch)
-            count += len(batch)
-            batch.clear()
-    if batch:
-        conn.executemany(sql, batch)
-        count += len(batch)
-    return count
 
 
 def is_sample_catalog(path: str | os.PathLike[str]) -> bool:
@@ -694,32 +676,38 @@ def _fill(
                 if row[2] == NAS_BACKEND_ID:
                     counts["nas"] += 1
 
+    # Playlists come from Python; their ~50 rows each are expanded in SQL from
+    # (length, start, stride), which is several times faster than binding rows.
+    conn.execute(
+        "create temp table sample_playlist_gen (seq integer primary key, playlist_id integer not null, "
+        "length integer not null, start integer not null, stride integer not null, added_at text)"
+    )
+    conn.execute("create temp table sample_positions (pos integer primary key)")
+    conn.executemany("insert into sample_positions values (?)", ((n,) for n in range(1, _MAX_PLAYLIST_LENGTH + 1)))
     playlist_rows = 0
-
-    def playlist_batches() -> Iterator[tuple[list, list]]:
-        heads: list[tuple[object, ...]] = []
-        members: list[tuple[object, ...]] = []
-        for k in _permutation(playlists, layout_seed):
-            playlist_id = k + 1
-            length, start, stride = _playlist_length(seed, playlist_id, tracks)
-            heads.append(_playlist_row(seed, playlist_id, length))
-            added = _timestamp(_h(seed, 7, playlist_id), 2025)
-            positions = range(1, length + 1)
-            if layout_seed is not None:
-                positions = positions[::-1]
-            members.extend(
-                (playlist_id, (start + pos * stride) % tracks + 1, pos, added) for pos in positions
-            )
-            if len(members) >= 10 * _BATCH:
-                yield heads, members
-                heads, members = [], []
-        if heads:
-            yield heads, members
-
-    for heads, members in playlist_batches():
-        conn.executemany("insert into playlists values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", heads)
-        conn.executemany("insert into playlist_songs values (?, ?, ?, ?)", members)
-        playlist_rows += len(members)
+    heads: list[tuple[object, ...]] = []
+    plans: list[tuple[object, ...]] = []
+    for k in _permutation(playlists, layout_seed):
+        playlist_id = k + 1
+        length, start, stride = _playlist_length(seed, playlist_id, tracks)
+        heads.append(_playlist_row(seed, playlist_id, length))
+        plans.append((playlist_id, length, start, stride, _timestamp(_h(seed, 7, playlist_id), 2025)))
+        playlist_rows += length
+        if len(heads) >= _BATCH:
+            conn.executemany("insert into playlists values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", heads)
+            conn.executemany("insert into sample_playlist_gen values (null, ?, ?, ?, ?, ?)", plans)
+            heads, plans = [], []
+    conn.executemany("insert into playlists values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", heads)
+    conn.executemany("insert into sample_playlist_gen values (null, ?, ?, ?, ?, ?)", plans)
+    conn.execute(
+        f"""insert into playlist_songs (playlist_id, song_id, position, added_at)
+            select g.playlist_id, (g.start + n.pos * g.stride) % ? + 1, n.pos, g.added_at
+            from sample_playlist_gen g join sample_positions n on n.pos <= g.length
+            order by g.seq, n.pos {'desc' if layout_seed is not None else ''}""",
+        (max(tracks, 1),),
+    )
+    conn.execute("drop table temp.sample_playlist_gen")
+    conn.execute("drop table temp.sample_positions")
 
     pools, memberships = _pools(seed, playlists)
     if layout_seed is not None:
