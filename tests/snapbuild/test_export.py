@@ -439,3 +439,19 @@ def test_a_stale_pending_manifest_is_discarded(good_snapshot) -> None:
     (target / PENDING_MANIFEST).write_text(stale.to_json(), encoding="utf-8")
     recover_target(target)
     good_snapshot.assert_intact()
+
+
+def test_quote_path_equals_urllib_quote() -> None:
+    from urllib.parse import quote
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from snapbuild.readmodel import quote_path
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text() | st.binary())
+    def check(value):
+        assert quote_path(value) == quote(value, safe="/")
+
+    check()

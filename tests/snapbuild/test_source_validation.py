@@ -210,13 +210,15 @@ def test_playlist_rows_naming_missing_songs_or_playlists_are_dropped_and_counted
         """
         insert into playlist_songs values (1, 11, 2);
         insert into playlist_songs values (1, 999, 3);   -- song 999 does not exist
+        insert into playlist_songs values (1, 8, 4);     -- nor 8 (below the lowest id: a range check)
+        insert into playlist_songs values (1, -1, 5);    -- nor -1
         insert into playlist_songs values (77, 12, 1);   -- playlist 77 does not exist
         insert into playlist_songs values (77, 998, 2);  -- neither exists
         """,
     )
     repairs, got = export_rows(source, tmp_path / "s", "select * from catalog_playlist_tracks")
     assert got == [(1, 1, 10), (1, 2, 11)]
-    assert repairs == {"playlist_tracks_missing_playlist": 2, "playlist_tracks_missing_song": 1}
+    assert repairs == {"playlist_tracks_missing_playlist": 2, "playlist_tracks_missing_song": 3}
 
 
 def test_duplicate_playlist_rows_are_dropped_and_counted(tmp_path: Path) -> None:
