@@ -217,3 +217,66 @@ def test_cli_diff_errors(repo: tuple[Path, list[str]], tmp_path: Path, capsys: p
     assert main(["diff", "--repo", str(tmp_path / "nowhere")]) == 1
     assert main(["diff", "--repo", str(repo_path), "HEAD~5"]) == 1
     assert "Traceback" not in capsys.readouterr().err
+
+
+# --- the real pipeline: sample catalog -> export -> mutate -> export -> diff ----------------
+
+
+def test_diff_of_exports_names_exactly_what_the_mutation_changed(tmp_path: Path) -> None:
+    from snapbuild import export_snapshot
+    from snapbuild.sample import mutate_sample_catalog, write_sample_catalog
+
+    catalog = tmp_path / "catalogsync.db"
+    write_sample_catalog(catalog, tracks=300, playlists=30, seed=11)
+    before = export_snapshot(catalog, tmp_path / "a", generated_at="2026-01-01T00:00:00Z")
+    conn = sqlite3.connect(catalog)
+    lengths = dict(conn.execute("select playlist_id, count(*) from playlist_songs group by playlist_id"))
+    conn.close()
+    change = mutate_sample_catalog(catalog, fraction=0.05, seed=12)
+    after = export_snapshot(catalog, tmp_path / "b", generated_at="2026-01-02T00:00:00Z")
+    conn = sqlite3.connect(catalog)
+    external = dict(conn.execute("select id, external_id from playlist_pools"))
+    conn.close()
+
+    result = diff_databases(
+        tmp_path / "a" / "catalog_read.db", tmp_path / "b" / "catalog_read.db", examples=10_000,
+        from_id=before.snapshot_id, to_id=after.snapshot_id,
+    )
+    assert (result.from_id, result.to_id) == (before.snapshot_id, after.snapshot_id)
+
+    def keys(examples: tuple[dict, ...], column: str) -> set:
+        return {example[column] for example in examples}
+
+    tracks = result.tables["catalog_tracks"]
+    assert keys(tracks.added_examples, "song_id") == set(change.added_song_ids)
+    assert keys(tracks.changed_examples, "song_id") == set(change.renamed_song_ids)
+    assert tracks.removed == 0
+
+    files = result.tables["catalog_track_files"]
+    assert keys(files.added_examples, "location_id") == set(change.added_location_ids)
+    assert keys(files.removed_examples, "location_id") == set(change.deactivated_location_ids)
+    assert keys(files.changed_examples, "location_id") == set(change.moved_location_ids)
+
+    net = {playlist_id: 0 for playlist_id in lengths}
+    for playlist_id, _ in change.removed_playlist_rows:
+        net[playlist_id] -= 1
+    for playlist_id, _, _ in change.appended_playlist_rows:
+        net[playlist_id] += 1
+    playlists = result.tables["catalog_playlists"]
+    assert keys(playlists.changed_examples, "playlist_id") == set(change.renamed_playlist_ids) | {
+        p for p, delta in net.items() if delta
+    }
+    assert playlists.added == playlists.removed == 0
+
+    # Deleting position P of a playlist of length L removes rows P..L and re-adds P..L-1 under new positions.
+    rows = result.tables["catalog_playlist_tracks"]
+    assert rows.removed == sum(lengths[p] - position + 1 for p, position in change.removed_playlist_rows)
+    assert rows.added == rows.removed - len(change.removed_playlist_rows) + len(change.appended_playlist_rows)
+
+    toplists = result.tables["catalog_toplists"]
+    assert {(e["toplist_id"], e["playlist_id"]) for e in toplists.added_examples} == {
+        (external[pool], playlist) for pool, playlist in change.toplist_added
+    }
+    assert {(e["toplist_id"], e["playlist_id"]) for e in toplists.removed_examples} == {
+        (external[pool], playlist) for pool, playlist in change.toplist_removed
+    }
