@@ -20,6 +20,7 @@ from __future__ import annotations
 import array
 import contextlib
 import functools
+import glob
 import json
 import math
 import os
@@ -31,7 +32,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .errors import SourceError, TargetError
+from .errors import SourceError, TargetError, UsageError
 
 __all__ = [
     "MutationStats",
@@ -571,10 +572,8 @@ def write_sample_catalog(
         UsageError: a negative count.
         TargetError: ``path`` exists (without ``overwrite``) or cannot be written.
     """
-    from .errors import UsageError
-
     if tracks < 0 or playlists < 0:
-        raise UsageError("--tracks and --playlists must not be negative")
+        raise UsageError("tracks and playlists must not be negative")
     if playlists and not tracks:
         raise UsageError("playlists need at least one track")
     target = Path(path)
@@ -582,7 +581,10 @@ def write_sample_catalog(
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial.unlink(missing_ok=True)
+        # What a killed earlier run left behind (it can be hundreds of MB).
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.partial-*"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
         stats = _build(partial, tracks, playlists, seed, layout_seed)
         os.replace(partial, target)
     except (OSError, sqlite3.Error) as error:
@@ -848,11 +850,14 @@ def mutate_sample_catalog(
 ) -> MutationStats:
     """Apply a realistic change to about ``fraction`` of a sample catalog, in one transaction.
 
-    Renames songs and playlists, adds songs (with an asset, locations on both
-    backends, and a row appended to a playlist), deletes one row from some
-    playlists (renumbering the later positions), moves file locations to a
-    new locator, marks some locations missing, and adds and removes a toplist
-    membership. The same catalog and seed give the same change.
+    With ``n = fraction * songs``: renames n/2 songs, moves n/2 active file
+    locations to a new locator (``moved 2026/...``), marks n/4 others
+    ``missing``, adds n/4 songs (each with an asset, a location on both
+    backends and a row appended to a random playlist); deletes one row from
+    ``fraction * playlists`` playlists (renumbering the later positions, as
+    a real catalog does) and renames half as many playlists; removes one
+    toplist membership and adds another. The same catalog and seed give the
+    same change.
 
     Args:
         path: a catalog written by :func:`write_sample_catalog`.
@@ -868,8 +873,6 @@ def mutate_sample_catalog(
         UsageError: ``fraction`` outside (0, 1].
         SourceError: ``path`` is not a sample catalog.
     """
-    from .errors import UsageError
-
     if not 0 < fraction <= 1:
         raise UsageError("fraction must be in (0, 1]")
     rng = random.Random(seed)

@@ -315,6 +315,13 @@ def test_bad_arguments_and_existing_targets(tmp_path: Path) -> None:
         mutate_sample_catalog(existing, fraction=0)
 
 
+def test_a_killed_run_leaves_no_catalog_and_its_leftover_is_cleaned(tmp_path: Path) -> None:
+    leftover = tmp_path / ".c.db.partial-999999"  # what a kill -9 mid-build leaves
+    leftover.write_bytes(b"half a database")
+    write_sample_catalog(tmp_path / "c.db", tracks=5, playlists=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.db"]
+
+
 def test_empty_catalog_is_fine(tmp_path: Path) -> None:
     stats = write_sample_catalog(tmp_path / "e.db", tracks=0, playlists=0)
     assert (stats.tracks, stats.playlist_rows, stats.file_locations) == (0, 0, 0)
