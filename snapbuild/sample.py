@@ -29,7 +29,7 @@ import sqlite3
 import sys
 import wave
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import SourceError, TargetError, UsageError
@@ -242,7 +242,7 @@ class MutationStats:
     # (pool_id, playlist_id) toplist memberships added / removed.
     toplist_added: tuple[tuple[int, int], ...] = ()
     toplist_removed: tuple[tuple[int, int], ...] = ()
-    media_files: int = field(default=0)
+    media_files: int = 0
 
     @property
     def changed_rows(self) -> int:

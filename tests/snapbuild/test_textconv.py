@@ -17,7 +17,7 @@ from snapbuild.errors import VerifyError
 from snapbuild.repo import commit_snapshot
 from snapbuild.textconv import dump_database, manual_setup_command
 
-from .diff_support import READ_MODEL_DDL, base_rows, changed_rows, write_snapshot_db, write_snapshot_dir
+from .diff_support import base_rows, changed_rows, write_snapshot_db, write_snapshot_dir
 
 
 def dump(path: Path) -> str:
