@@ -108,7 +108,8 @@ def gc_command(repo_path: Path, lock_timeout: float) -> None:
               help="Number of playlists (~50 rows each).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same catalog.")
 @click.option("--media-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also write a short WAV tone at DIR/LOCATOR for every active nas-main file.")
+              help="Also write a 3-second WAV tone (48 KB) at DIR/LOCATOR for every active nas-main "
+                   "file: about one per three tracks. Existing files are kept.")
 @click.option("--force", is_flag=True, help="Replace OUT even if it is not a sample catalog.")
 def sample_catalog_command(
     out: Path, tracks: int, playlists: int, seed: int, media_dir: Path | None, force: bool
@@ -120,6 +121,7 @@ def sample_catalog_command(
     The same seed always gives the same catalog. An existing sample catalog at
     OUT is replaced; any other existing file is refused unless --force.
 
+    \b
     Example: snapbuild sample-catalog sample/catalogsync.db --media-dir sample/media
     """
     from .errors import UsageError
@@ -195,7 +197,7 @@ def _render_key(example: dict[str, object]) -> str:
 @cli.command("diff")
 @click.option("--repo", "repo_path", type=click.Path(path_type=Path), default=Path("snapshots.git"),
               show_default=True, help="Snapshot repository: the bare repository or any clone.")
-@click.argument("revs", nargs=-1)
+@click.argument("revs", nargs=-1, metavar="[REV_A [REV_B]]")
 @click.option("--examples", type=click.IntRange(min=0), default=5, show_default=True,
               help="Keys shown per table and kind of change.")
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
