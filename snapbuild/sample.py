@@ -514,7 +514,7 @@ def is_sample_catalog(path: str | os.PathLike[str]) -> bool:
     if not target.is_file():
         return False
     try:
-        conn = sqlite3.connect(f"file:{target.as_posix()}?mode=ro", uri=True)
+        conn = sqlite3.connect(target.absolute().as_uri() + "?mode=ro", uri=True)
     except sqlite3.Error:
         return False
     try:
@@ -797,7 +797,7 @@ def write_sample_media(catalog: str | os.PathLike[str], media_dir: str | os.Path
     """
     root = Path(media_dir)
     written = 0
-    conn = sqlite3.connect(f"file:{Path(catalog).as_posix()}?mode=ro", uri=True)
+    conn = sqlite3.connect(Path(catalog).absolute().as_uri() + "?mode=ro", uri=True)
     try:
         cursor = conn.execute(
             """

@@ -322,6 +322,13 @@ def test_a_killed_run_leaves_no_catalog_and_its_leftover_is_cleaned(tmp_path: Pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.db"]
 
 
+def test_awkward_file_names_work(tmp_path: Path) -> None:
+    odd = tmp_path / "a #1? 100% 歌单"
+    stats = write_sample_catalog(odd / "cat #1?.db", tracks=20, playlists=2, media_dir=odd / "media #?")
+    assert stats.media_files == stats.nas_files > 0
+    assert is_sample_catalog(odd / "cat #1?.db")
+
+
 def test_empty_catalog_is_fine(tmp_path: Path) -> None:
     stats = write_sample_catalog(tmp_path / "e.db", tracks=0, playlists=0)
     assert (stats.tracks, stats.playlist_rows, stats.file_locations) == (0, 0, 0)
