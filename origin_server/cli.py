@@ -52,6 +52,12 @@ def cli() -> None:
 @click.option("--offload-prefix", default="/_protected", show_default=True, help="nginx internal location for --offload.")
 @click.option("--max-age", default=3600, show_default=True, type=click.IntRange(0), help="Cache-Control max-age cap (s).")
 @click.option("--leeway", default=30, show_default=True, type=click.IntRange(0, 3600), help="Clock skew allowed (s).")
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="One stderr line per request (a proxy in front may log instead).",
+)
 def serve(
     media_roots: tuple[str, ...],
     secret_file: Path,
@@ -65,6 +71,7 @@ def serve(
     offload_prefix: str,
     max_age: int,
     leeway: int,
+    access_log: bool,
 ) -> None:
     """Stream media files to players that present a valid token (waitress, no TLS).
 
@@ -97,7 +104,7 @@ def serve(
         offload_prefix=offload_prefix,
         max_age=max_age,
     )
-    configure_logging()
+    configure_logging(access_log=access_log)
     server = make_server(
         create_app(config),
         host=host,

@@ -10,7 +10,7 @@ from typing import Any
 import waitress
 import waitress.server
 
-from .accesslog import RedactTokens, install_redaction
+from .accesslog import ACCESS_LOGGER, RedactTokens, install_redaction
 from .errors import ConfigError
 
 #: Windows' select() handles at most 512 sockets; stay below it everywhere so a
@@ -63,8 +63,14 @@ def make_server(
     return waitress.create_server(app, **options)
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Log to stderr, one line per record, with tokens redacted from every record that passes."""
+def configure_logging(level: int = logging.INFO, *, access_log: bool = True) -> None:
+    """Log to stderr, one line per record, with tokens redacted from every record that passes.
+
+    Args:
+        level: the root logger's level.
+        access_log: False silences ``origin_server.access`` (errors are still logged).
+    """
+    logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO if access_log else logging.WARNING)
     # The access log writes one record per request: skip the record fields
     # nobody prints (thread, process names cost a few microseconds each).
     logging.logThreads = False

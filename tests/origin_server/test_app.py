@@ -283,3 +283,24 @@ def test_access_log_line(client: falcon.testing.TestClient, caplog: pytest.LogCa
     assert elapsed.endswith("ms") and digest.startswith("tok=") and len(digest) == 16
     assert lines[1].split(" ")[2:4] == ["403", "27"] or lines[1].split(" ")[2] == "403"
     assert token not in caplog.text and "not-a-token" not in caplog.text
+
+
+def test_a_remembered_token_still_expires_and_waits_for_nbf(media: Media) -> None:
+    """Verified tokens are remembered for speed; their lifetime is still checked on every request."""
+    now = [NOW]
+    client = falcon.testing.TestClient(create_app(make_config(media, clock=lambda: now[0])))
+    token = token_for("test.flac", expires_at=NOW + 100)
+    assert get(client, token).status_code == 200
+    assert get(client, token, Range="bytes=0-1").status_code == 206
+    now[0] = NOW + 100 + 29  # inside the 30 s leeway
+    assert get(client, token).status_code == 200
+    now[0] = NOW + 100 + 30
+    assert get(client, token).json == {"error": "token_expired"}
+    assert get(client, token).json == {"error": "token_expired"}
+    early = token_for("test.flac", not_before=NOW + 200, expires_at=NOW + 1000)
+    now[0] = NOW + 200 - 30
+    assert get(client, early).status_code == 200
+    now[0] = NOW  # a clock stepped back: the remembered token is not valid yet again
+    assert get(client, early).json == {"error": "token_not_yet_valid"}
+    # A forged twin of a remembered token is still refused.
+    assert get(client, token[:-2] + ("AA" if not token.endswith("AA") else "BB")).status_code == 403
