@@ -13,7 +13,6 @@ transaction, so every table sees the same point in time.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -233,25 +232,22 @@ NULL_SOURCES: dict[str, tuple[str, str, str]] = {
 _LINK_TABLES = frozenset({"playlist_songs", "pool_playlists"})
 
 
-# Unreserved characters (RFC 3986) and the segment separator stay; everything else,
-# byte by byte of the UTF-8, becomes %XX: what quote(segment, safe='') gives per segment.
-_UNSAFE_RUN = re.compile(rb"[^A-Za-z0-9._~/-]+")
-
-
-def _percent_run(match: re.Match[bytes]) -> bytes:
-    return b"%" + match.group().hex("%").upper().encode("ascii")
+# Unreserved characters (RFC 3986) and the segment separator stay; every other
+# byte of the UTF-8 becomes %XX: what quote(segment, safe='') gives per segment.
+_KEPT = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/"
+_ENCODED = [bytes([byte]) if byte in _KEPT else b"%%%02X" % byte for byte in range(256)]
 
 
 def quote_path(locator: bytes | str) -> str:
     """Percent-encode every path segment of a locator, keeping the ``/`` between them.
 
     Equal to ``urllib.parse.quote(locator, safe='/')`` (which is ``quote(seg,
-    safe='')`` per segment, joined by ``/``), several times faster: one C call
-    per run of unsafe bytes instead of a Python step per byte. It runs once
-    per object-storage file in the export, so its speed matters.
+    safe='')`` per segment, joined by ``/``), about twice as fast: a table
+    lookup per byte inside one ``join`` in C. It runs once per object-storage
+    file in the export, so its speed matters.
     """
     raw = locator.encode("utf-8") if isinstance(locator, str) else locator
-    return _UNSAFE_RUN.sub(_percent_run, raw).decode("ascii")
+    return b"".join(map(_ENCODED.__getitem__, raw)).decode("ascii")
 
 
 def public_url(base_url: str, locator: str) -> str:

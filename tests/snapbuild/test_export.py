@@ -455,3 +455,15 @@ def test_quote_path_equals_urllib_quote() -> None:
         assert quote_path(value) == quote(value, safe="/")
 
     check()
+
+
+def test_a_second_export_into_the_same_directory_waits_then_fails(good_snapshot) -> None:
+    import filelock
+
+    from snapbuild.errors import TargetError
+    from snapbuild.export import LOCK_NAME
+
+    with filelock.FileLock(str(good_snapshot.dir / LOCK_NAME)):
+        with pytest.raises(TargetError, match="another export is writing"):
+            run_export(good_snapshot.source, good_snapshot.dir, generated_at=GENERATED_AT, busy_timeout=0.1)
+    good_snapshot.assert_intact()
