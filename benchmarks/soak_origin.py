@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -16,7 +16,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import requests
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -183,12 +182,3 @@ def origin_server(
             process.kill()
             process.wait(timeout=15)
 
-
-def need_module(name: str) -> None:
-    """Skip (or, in CI, fail) when a project module another issue delivers has not landed."""
-    import importlib.util
-
-    if importlib.util.find_spec(name) is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is required but missing")
-        pytest.skip(f"{name} has not landed yet")

@@ -19,7 +19,6 @@ import re
 import time
 import urllib.parse
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
