@@ -156,7 +156,9 @@ class SnapshotStore:
         finally:
             with self._lock:
                 self._readers[path] -= 1
-            self._sweep()
+                retired = path != self._current and self._readers[path] == 0
+            if retired:  # the last reader of an old copy: delete it now
+                self._sweep()
 
     def _sweep(self) -> None:
         """Delete every copy that is neither current nor open (and any half-made copy)."""

@@ -137,6 +137,7 @@ def open_page(setup: dict[str, object], page_origin: str) -> Iterator[tuple[obje
     """A fresh page at ``page_origin``/player.html, with every media response recorded."""
     browser = setup["browser"]
     context = browser.new_context()  # type: ignore[attr-defined]
+    context.set_default_timeout(WAIT_MS)
     page = context.new_page()
     responses: list[tuple[str, int, str | None]] = []
     page.on(
