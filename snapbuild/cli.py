@@ -178,10 +178,14 @@ def consumer_setup_command(clone: Path, portable: bool) -> None:
 
     Example: snapbuild consumer-setup path/to/snapshots-clone
     """
+    import shlex
+
     from .errors import RepoError
     from .textconv import consumer_setup, manual_setup_command
 
-    command = "snapbuild textconv" if portable else f'"{Path(sys.executable).as_posix()}" -m snapbuild textconv'
+    # git runs the command through sh (Git for Windows bundles one): quote the path for sh.
+    interpreter = shlex.quote(Path(sys.executable).as_posix())
+    command = "snapbuild textconv" if portable else f"{interpreter} -m snapbuild textconv"
     git = shutil.which("git")
     if git is None:
         raise RepoError(f"git not found on PATH; configure by hand: {manual_setup_command()}")
