@@ -293,6 +293,10 @@ def _configure(repo: Repo) -> bool:
         # Loose objects are removed by `snapbuild gc` under the lock, never by an
         # automatic gc racing a writer.
         (b"gc",): {b"auto": b"0"},
+        # With a bitmap, git's upload-pack sends a packed database whole instead of
+        # a delta against the consumer's copy (measured: 28% vs 2% of the database).
+        (b"repack",): {b"writeBitmaps": b"false"},
+        (b"pack",): {b"useBitmaps": b"false"},
     }
     changed = False
     for section, values in wanted.items():
@@ -903,10 +907,12 @@ def gc_repo(
     with _reading(repo_path) as repo:
         git_dir = Path(repo.controldir())
     with repo_lock(git_dir, lock_timeout):
+        with _reading(git_dir) as repo:
+            _configure(repo)
         before = repo_size(git_dir)
         if git:
             proc = subprocess.run(
-                [git, "--git-dir", str(git_dir), "gc", "--prune=now", "--quiet"],
+                [git, "--git-dir", str(git_dir), "-c", "repack.writeBitmaps=false", "gc", "--prune=now", "--quiet"],
                 capture_output=True,
                 text=True,
                 encoding="utf-8",

@@ -37,6 +37,8 @@ def test_gc_packs_everything_keeps_every_snapshot_and_reports_sizes(tmp_path: Pa
     assert result.size_before == size_before
     assert result.size_after == snaprepo.repo_size(repo)
     assert list((repo / "objects" / "pack").glob("*.pack"))
+    # No bitmap: with one, git's upload-pack would send a packed database whole.
+    assert not list((repo / "objects" / "pack").glob("*.bitmap"))
     assert not (repo / "objects" / orphan[:2] / orphan[2:]).exists()
     if tool == "git":
         # git stores the three similar databases as deltas: far smaller than three copies.
@@ -56,3 +58,27 @@ def test_gc_packs_everything_keeps_every_snapshot_and_reports_sizes(tmp_path: Pa
 def test_gc_refuses_a_path_that_is_not_a_repository(tmp_path: Path) -> None:
     with pytest.raises(RepoError, match="not a git repository"):
         snaprepo.gc_repo(tmp_path, git=None)
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["loose", "after-gc"])
+def test_a_consumer_fetch_after_a_small_change_gets_a_delta_not_the_database(
+    tmp_path: Path, packed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "snapshots.git"
+    snaprepo.commit_snapshot(repo, make_snapshot(tmp_path / "a", tracks=60_000), lock_timeout=5)
+    consumer = tmp_path / "consumer"
+    git("clone", "--quiet", repo.as_uri(), consumer)
+    snap = make_snapshot(tmp_path / "b", tracks=60_100, generated_at="2026-01-02T00:00:00Z")
+    snaprepo.commit_snapshot(repo, snap, lock_timeout=5)
+    if packed:
+        snaprepo.gc_repo(repo, git=shutil.which("git"), lock_timeout=5)
+
+    trace = tmp_path / "received.pack"
+    monkeypatch.setenv("GIT_TRACE_PACKFILE", str(trace))
+    git("-C", consumer, "fetch", "--quiet", "origin")
+
+    db_size = (snap / "catalog_read.db").stat().st_size
+    assert trace.stat().st_size < db_size * 0.05, (trace.stat().st_size, db_size)
+    monkeypatch.delenv("GIT_TRACE_PACKFILE")
+    git("-C", consumer, "merge", "--quiet", "--ff-only", "origin/main")
+    assert (consumer / "catalog_read.db").read_bytes() == (snap / "catalog_read.db").read_bytes()
