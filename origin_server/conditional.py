@@ -43,6 +43,7 @@ class Plan:
     length: int = 0
 
 
+@functools.lru_cache(maxsize=4096)
 def make_etag(size: int, mtime_ns: int, inode: int) -> str:
     """Return a strong entity tag that changes whenever the file's content can have changed."""
     return f'"{size:x}-{mtime_ns:x}-{inode:x}"'

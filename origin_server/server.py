@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 import waitress
@@ -63,6 +64,21 @@ def make_server(
     return waitress.create_server(app, **options)
 
 
+class _Formatter(logging.Formatter):
+    """The standard formatter, formatting each second's timestamp once (one access line per request)."""
+
+    _second: int = -1
+    _text: str = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        """``YYYY-mm-dd HH:MM:SS,mmm`` in local time, as ``logging.Formatter`` writes it."""
+        second = int(record.created)
+        if second != self._second:
+            self._text = time.strftime(self.default_time_format, self.converter(record.created))
+            self._second = second
+        return self.default_msec_format % (self._text, record.msecs)
+
+
 def configure_logging(level: int = logging.INFO, *, access_log: bool = True) -> None:
     """Log to stderr, one line per record, with tokens redacted from every record that passes.
 
@@ -79,7 +95,7 @@ def configure_logging(level: int = logging.INFO, *, access_log: bool = True) -> 
     # waitress warns "Task queue depth is N" on every queued request under load.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactTokens())
     root = logging.getLogger()
     root.addHandler(handler)
