@@ -14,9 +14,9 @@ Layers, each sufficient on its own for the forms it covers:
    name in any segment, bounded length. These stop the Windows-only tricks
    (``C:x``, ``::$DATA``, ``NUL.flac``) on every platform, so a catalog that
    works on Linux keeps working when the NAS is a Windows box.
-2. Containment (:func:`resolve_locator`): the real path (symlinks and
-   junctions resolved) must lie inside the root's real path, compared with
-   ``commonpath`` after ``normcase`` (case-insensitive on Windows).
+2. Containment: the real path (symlinks and junctions resolved) must lie
+   inside the root's real path, compared by whole path components after
+   ``normcase`` (case-insensitive on Windows).
 3. The open handle (:func:`open_regular_file`), opened never blocking (a
    FIFO would hang a worker); ``fstat`` must say "regular file". On Linux the
    containment check is made on the file actually opened (the kernel's
