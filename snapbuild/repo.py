@@ -649,7 +649,7 @@ def _counts_phrase(info: _ManifestInfo) -> str:
     return ", ".join(f"{info.counts[k]} {labels[k]}" for k in _COUNT_FIELDS if k in info.counts)
 
 
-def commit_message(new: _ManifestInfo, parent: _ManifestInfo | None) -> str:
+def _commit_message(new: _ManifestInfo, parent: _ManifestInfo | None) -> str:
     """The deterministic commit message: id, counts, and each table's row-count change."""
     lines = [f"Snapshot {new.snapshot_id}: {_counts_phrase(new)}", ""]
     lines.append(f"Generated at {new.generated_at}.")
@@ -733,7 +733,7 @@ def _commit_locked(git_dir: Path, snapshot_dir: Path, author: bytes) -> CommitRe
         commit.author = commit.committer = author
         commit.author_time = commit.commit_time = when
         commit.author_timezone = commit.commit_timezone = 0
-        commit.message = commit_message(new, old).encode("utf-8")
+        commit.message = _commit_message(new, old).encode("utf-8")
         repo.object_store.add_object(commit)
 
         if parent is None:
