@@ -144,7 +144,7 @@ _UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
 
 
 def wrk(url: str, seconds: int, server_pid: int, script: Path | None = None) -> Load:
-    command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "30s"]
     if script is not None:
         command += ["-s", str(script)]
     before = cpu_seconds(server_pid)
