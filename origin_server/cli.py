@@ -75,9 +75,13 @@ def serve(
 ) -> None:
     """Stream media files to players that present a valid token (waitress, no TLS).
 
-    Example:
+    GET|HEAD /api/private-origin/stream/TOKEN serves the file the token names
+    (Range, ETag, 304); GET /healthz reports readiness. See docs/origin.md.
 
-        origin-server serve --media-root music=D:\\Music --secret-file origin.keys --port 8080
+    \b
+    Example:
+        origin-server serve --media-root music=D:\\Music \\
+            --secret-file origin.keys --port 8080
     """
     import time
 
