@@ -93,7 +93,8 @@ http {{
 def start(nginx: str, config: Path, port: int, *, timeout: float = 10) -> subprocess.Popen:
     """Start nginx in the foreground with ``config``; return once it accepts connections."""
     process = subprocess.Popen(
-        [nginx, "-c", str(config), "-p", str(config.parent)],
+        # -e: the startup error log too lives in the temp dir (non-root runs cannot open nginx's default).
+        [nginx, "-c", str(config), "-p", str(config.parent), "-e", str(config.parent / "error.log")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
