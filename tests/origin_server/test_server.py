@@ -8,7 +8,6 @@ import random
 import socket
 import time
 import urllib.parse
-from pathlib import Path
 
 import pytest
 import requests
