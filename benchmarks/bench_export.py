@@ -16,7 +16,9 @@ For each catalog size it times, in the same run and each as its own process:
   toplist primary key dropped, so that it does not crash on pools with many
   playlists).
 
-and prints wall time, peak RSS and the ratio to the floor. Catalogs are
+and prints wall time, CPU time (user + system, all threads), peak RSS and the
+ratios to the floor (best of ``--repeat`` runs). On a shared, loaded machine
+the CPU ratio is the steadier figure. Catalogs are
 generated once with ``snapbuild.sample.write_sample_catalog`` and cached in
 ``--data-dir`` (default ``./bench-data``, gitignored).
 """
@@ -138,8 +140,8 @@ def plan_export(source: Path, target_dir: Path) -> None:
     source_conn.close()
 
 
-def measure(argv: list[str], stdin: str | None = None) -> tuple[float, float]:
-    """Run ``argv`` as a child process; return (wall seconds, peak RSS MiB) of that child alone.
+def measure(argv: list[str], stdin: str | None = None) -> tuple[float, float, float]:
+    """Run ``argv`` as a child process; return (wall s, CPU s, peak RSS MiB) of that child alone.
 
     The child runs under ``/usr/bin/time``: a small process of its own, so the
     peak RSS is the child's, not the (larger) benchmark process it was forked from.
@@ -147,7 +149,7 @@ def measure(argv: list[str], stdin: str | None = None) -> tuple[float, float]:
     with tempfile.NamedTemporaryFile("r", suffix=".time", encoding="utf-8") as report:
         started = time.monotonic()
         proc = subprocess.run(
-            [TIME, "-f", "%e %M", "-o", report.name, *argv],
+            [TIME, "-f", "%e %U %S %M", "-o", report.name, *argv],
             input=stdin,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -156,15 +158,15 @@ def measure(argv: list[str], stdin: str | None = None) -> tuple[float, float]:
         wall = time.monotonic() - started
         if proc.returncode != 0:
             raise SystemExit(f"{argv[:4]} failed ({proc.returncode}): {proc.stderr.strip()}")
-        _, peak_kib = report.read().split()[-2:]
-    return wall, int(peak_kib) / 1024
+        user, system, peak_kib = report.read().split()[-3:]
+    return wall, float(user) + float(system), int(peak_kib) / 1024
 
 
-def run_size(source: Path, repeat: int, work: Path) -> dict[str, tuple[float, float]]:
+def run_size(source: Path, repeat: int, work: Path) -> dict[str, tuple[float, float, float]]:
     sqlite3_shell = shutil.which("sqlite3")
     if sqlite3_shell is None:
         raise SystemExit("the sqlite3 shell is needed for the C floor")
-    results: dict[str, list[tuple[float, float]]] = {"snapbuild export": [], "sqlite3 shell (floor)": [], "plan export": []}
+    results: dict[str, list[tuple[float, float, float]]] = {"snapbuild export": [], "sqlite3 shell (floor)": [], "plan export": []}
     script = floor_script(source)
     for attempt in range(repeat):
         for name in results:
@@ -205,10 +207,10 @@ def main() -> None:
               f"{counts[3]:,} file locations; source {source.stat().st_size / 2**20:.0f} MiB")
         with tempfile.TemporaryDirectory(dir=args.data_dir) as work:
             best = run_size(source, args.repeat, Path(work))
-        floor = best["sqlite3 shell (floor)"][0]
-        print(f"{'':24} {'wall s':>8} {'peak RSS MiB':>13} {'x floor':>8}")
-        for name, (wall, rss) in best.items():
-            print(f"{name:24} {wall:8.2f} {rss:13.1f} {wall / floor:8.2f}")
+        floor_wall, floor_cpu, _ = best["sqlite3 shell (floor)"]
+        print(f"{'':24} {'wall s':>8} {'x floor':>8} {'CPU s':>8} {'x floor':>8} {'peak RSS MiB':>13}")
+        for name, (wall, cpu, rss) in best.items():
+            print(f"{name:24} {wall:8.2f} {wall / floor_wall:8.2f} {cpu:8.2f} {cpu / floor_cpu:8.2f} {rss:13.1f}")
 
 
 if __name__ == "__main__":

@@ -154,13 +154,11 @@ SELECT playlist_id, position, song_id
 FROM src.playlist_songs
 ORDER BY +playlist_id, +position, +song_id"""
 
-# Locators made only of URL-safe characters are joined in SQL; the others go
-# through quote_path (as bytes, so invalid UTF-8 cannot break it: the UTF-8
-# check reports it afterwards).
-_PUBLIC_URL = f"""CASE WHEN sb.url_prefix IS NULL THEN NULL
-         WHEN fl.locator GLOB '*[^A-Za-z0-9._~/-]*' OR fl.locator GLOB '/*'
-         THEN sb.url_prefix || {QUOTE_FUNCTION}(CAST(ltrim(fl.locator, '/') AS BLOB))
-         ELSE sb.url_prefix || fl.locator END"""
+# Every object-storage locator goes through quote_path, as bytes, so invalid
+# UTF-8 cannot break it (the UTF-8 check reports it afterwards). Deciding in SQL
+# which locators need no encoding costs more than the call it would save.
+_PUBLIC_URL = f"""CASE WHEN sb.url_prefix IS NULL OR fl.locator IS NULL THEN NULL
+         ELSE sb.url_prefix || {QUOTE_FUNCTION}(CAST(ltrim(fl.locator, '/') AS BLOB)) END"""
 
 # The backends are few: materialize them once so the JSON is parsed per backend, not per file.
 _BACKENDS_CTE = """WITH sb AS MATERIALIZED (
@@ -236,18 +234,27 @@ _LINK_TABLES = frozenset({"playlist_songs", "pool_playlists"})
 # byte of the UTF-8 becomes %XX: what quote(segment, safe='') gives per segment.
 _KEPT = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/"
 _ENCODED = [bytes([byte]) if byte in _KEPT else b"%%%02X" % byte for byte in range(256)]
+# Directories repeat across files (platform/artist/album): encode each once.
+_DIRECTORY_CACHE: dict[bytes, bytes] = {}
+_DIRECTORY_CACHE_SIZE = 1 << 16
 
 
 def quote_path(locator: bytes | str) -> str:
     """Percent-encode every path segment of a locator, keeping the ``/`` between them.
 
     Equal to ``urllib.parse.quote(locator, safe='/')`` (which is ``quote(seg,
-    safe='')`` per segment, joined by ``/``), about twice as fast: a table
-    lookup per byte inside one ``join`` in C. It runs once per object-storage
-    file in the export, so its speed matters.
+    safe='')`` per segment, joined by ``/``), about three times as fast: a
+    table lookup per byte inside one ``join`` in C, and each directory part
+    encoded once. It runs once per object-storage file in the export.
     """
     raw = locator.encode("utf-8") if isinstance(locator, str) else locator
-    return b"".join(map(_ENCODED.__getitem__, raw)).decode("ascii")
+    head, slash, tail = raw.rpartition(b"/")
+    encoded_head = _DIRECTORY_CACHE.get(head)
+    if encoded_head is None:
+        if len(_DIRECTORY_CACHE) >= _DIRECTORY_CACHE_SIZE:
+            _DIRECTORY_CACHE.clear()
+        encoded_head = _DIRECTORY_CACHE[head] = b"".join(map(_ENCODED.__getitem__, head))
+    return (encoded_head + slash + b"".join(map(_ENCODED.__getitem__, tail))).decode("ascii")
 
 
 def public_url(base_url: str, locator: str) -> str:
@@ -357,10 +364,11 @@ def _check_no_null(db: Database, where: str) -> None:
 class _IdSet:
     """An SQL membership test for the ids of a read-model table, as cheap as the ids allow.
 
-    Dense ids (the usual autoincrement keys, with some gaps) become a byte map
-    bound as one blob: ``substr(map, id - low + 1, 1)`` is an O(1) test in C,
-    several times cheaper per row than probing a b-tree. Sparse ids fall back
-    to ``NOT IN (SELECT +key ...)``, an in-memory set SQLite builds.
+    Contiguous ids (a catalog that never deleted a row) need only a range test.
+    Dense ids with gaps become a byte map bound as one blob:
+    ``substr(map, id - low + 1, 1)`` is an O(1) test in C, several times
+    cheaper per row than probing a b-tree. Sparse ids fall back to
+    ``NOT IN (SELECT +key ...)``, an in-memory set SQLite builds.
     """
 
     _MAX_SPAN = 64 << 20  # bytes of map at most
@@ -370,37 +378,45 @@ class _IdSet:
         span = high - low + 1 if count else 0
         self.table, self.key = table, key
         self.params: dict[str, object] = {}
-        if count and span <= min(self._MAX_SPAN, 16 * count + 4096):
+        self._mode = "set"
+        if count and span == count:
+            self._mode = "range"
+            self.params = {f"{table}_low": low, f"{table}_high": high}
+        elif count and span <= min(self._MAX_SPAN, 16 * count + 4096):
+            self._mode = "map"
             present = bytearray(span)
             for (ident,) in db.execute(f"SELECT {key} FROM {table}"):
                 present[ident - low] = 1
-            self.params = {f"{table}_map": bytes(present), f"{table}_low": low, f"{table}_high": high}
+            self.params = {f"{table}_map": bytes(present), f"{table}_low": low}
 
     def missing(self, column: str) -> str:
-        """An SQL condition, true when ``column`` names no row of the table."""
-        if self.params:
-            # The range test first: substr() counts a negative start from the end.
-            return (
-                f"({column} IS NULL OR {column} < :{self.table}_low OR {column} > :{self.table}_high OR "
-                f"substr(:{self.table}_map, {column} - :{self.table}_low + 1, 1) IS NOT x'01')"
-            )
-        return f"({column} NOT IN (SELECT +{self.key} FROM {self.table}))"
+        """An SQL condition, true when ``column`` (never NULL) names no row of the table."""
+        name = self.table
+        if self._mode == "range":
+            return f"({column} NOT BETWEEN :{name}_low AND :{name}_high)"
+        if self._mode == "map":
+            # The low test first: substr() counts a negative start from the end
+            # (past the end it gives '', which is "missing" as it should be).
+            return f"({column} < :{name}_low OR substr(:{name}_map, {column} - :{name}_low + 1, 1) IS NOT x'01')"
+        return f"({column} NOT IN (SELECT +{self.key} FROM {name}))"
+
+
+def _position_pairs(db: Database) -> int:
+    """Distinct (playlist_id, position) pairs: a streaming pass, the key's prefix gives the order."""
+    return db.execute(
+        "SELECT count(*) FROM (SELECT DISTINCT playlist_id, position FROM catalog_playlist_tracks)"
+    ).fetchone()[0]
 
 
 def _check_playlist_tracks(db: Database, stats: BuildStats, inserted: int) -> int:
-    """Drop playlist rows whose playlist or track is missing, count position ties; return the rows kept.
-
-    One pass over the table does both: the key order makes ``GROUP BY
-    playlist_id, position`` a streaming scan.
-    """
+    """Drop playlist rows whose playlist or track is missing, count position ties; return the rows kept."""
     playlists = _IdSet(db, "catalog_playlists", "playlist_id")
     songs = _IdSet(db, "catalog_tracks", "song_id")
     no_playlist, no_song = playlists.missing("playlist_id"), songs.missing("song_id")
-    pairs, dangling = db.execute(
-        f"SELECT count(*), total(bad) FROM (SELECT sum({no_playlist} OR {no_song}) AS bad "
-        "FROM catalog_playlist_tracks GROUP BY playlist_id, position)",
+    dangling = db.execute(
+        f"SELECT count(*) FROM catalog_playlist_tracks WHERE {no_playlist} OR {no_song}",
         {**playlists.params, **songs.params},
-    ).fetchone()
+    ).fetchone()[0]
     if dangling:
         dropped_playlist = db.execute(
             f"DELETE FROM catalog_playlist_tracks WHERE {no_playlist}", playlists.params
@@ -409,11 +425,8 @@ def _check_playlist_tracks(db: Database, stats: BuildStats, inserted: int) -> in
         stats.repair("playlist_tracks_missing_playlist", dropped_playlist)
         stats.repair("playlist_tracks_missing_song", dropped_song)
         inserted -= dropped_playlist + dropped_song
-        pairs = db.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM catalog_playlist_tracks GROUP BY playlist_id, position)"
-        ).fetchone()[0]
     # Two songs at one position stay, ordered by song_id (the key's last column); count them.
-    stats.repair("playlist_position_ties", inserted - pairs)
+    stats.repair("playlist_position_ties", inserted - _position_pairs(db))
     return inserted
 
 

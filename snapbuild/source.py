@@ -213,30 +213,35 @@ def _first_invalid(
     return None
 
 
-def check_utf8_file(path: Path) -> None:
+def check_utf8_file(path: Path, tables: tuple[str, ...] | None = None) -> None:
     """Run :func:`check_utf8` on a finished read-model file through its own read-only connection.
 
-    Its own connection lets the check run beside the hashing of the same file.
+    Its own connection lets checks of different tables run side by side, and
+    beside the hashing of the same file.
     """
     conn = sqlite3.connect(source_uri(path), uri=True, check_same_thread=False)
     try:
-        check_utf8(Database(conn, recursive_triggers=False, execute_plugins=False))
+        check_utf8(Database(conn, recursive_triggers=False, execute_plugins=False), tables)
     finally:
         conn.close()
 
 
-def check_utf8(db: Database) -> None:
+def check_utf8(db: Database, tables: tuple[str, ...] | None = None) -> None:
     """Check that every text value of the read model (in ``db``'s main schema) is valid UTF-8.
 
     SQLite copies invalid bytes silently, so this reads the text back in large
     chunks, concatenated in SQL and decoded in one call each, which keeps the
     pass cheap; a chunk that fails is rescanned row by row to name the value.
 
+    Args:
+        db: the read model's connection.
+        tables: the read-model tables to check (default: all).
+
     Raises:
         SourceError: naming the source table, column and row.
     """
     for table in TABLES:
-        if not table.text_columns:
+        if not table.text_columns or (tables is not None and table.name not in tables):
             continue
         found: tuple[object, str] | None = None
         if len(table.key) == 1:

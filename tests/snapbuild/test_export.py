@@ -194,7 +194,7 @@ def test_public_url_python_twin() -> None:
 
 
 def test_sql_and_python_percent_encoding_agree(tmp_path: Path) -> None:
-    """The SQL fast path (safe locators) and the Python path give what urllib's quote gives."""
+    """The read model's public_url equals the Python twin, which equals urllib's quote."""
     alphabet = "aZ09-._~/ #?%&'+海屿你é\u00a0:;=@!$(),*[]"
     rng = random.Random(7)
     locators = sorted({"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(300)})

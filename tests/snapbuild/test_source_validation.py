@@ -289,3 +289,25 @@ def test_repairs_reach_the_manifest_and_are_deterministic(tmp_path: Path) -> Non
         "playlist_tracks_duplicate_rows": 1, "playlist_tracks_missing_song": 1,
     }
     assert (tmp_path / "one" / "catalog_read.db").read_bytes() == (tmp_path / "two" / "catalog_read.db").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "song_ids",
+    [
+        (10, 11, 12),  # contiguous: a range test
+        (10, 12, 14),  # gaps: the byte map
+        (10, 5_000_000, 9_000_000),  # sparse: SQLite's own set
+    ],
+    ids=["range", "map", "set"],
+)
+def test_missing_songs_are_found_whatever_the_id_layout(tmp_path: Path, song_ids: tuple[int, ...]) -> None:
+    songs = "\n".join(f"insert into songs values ({i}, 'p', '{i}', 's', null, null, null, null);" for i in song_ids[1:])
+    missing = (9, 13, 4_999_999, 9_000_001, -3)
+    links = "\n".join(
+        f"insert into playlist_songs values (1, {song}, {position});"
+        for position, song in enumerate((*song_ids, *missing), start=2)
+    )
+    source = write_catalog(tmp_path / "c.db", PLAN_ROWS, songs, links)  # PLAN_ROWS: song 10 at position 1
+    repairs, got = export_rows(source, tmp_path / "s", "select song_id from catalog_playlist_tracks")
+    assert got == [(10,), *((song,) for song in song_ids)]
+    assert repairs == {"playlist_tracks_missing_song": len(missing)}
