@@ -41,6 +41,14 @@ def export_command(catalog: Path, repo: Path, target: Path) -> list[str]:
             "--target-dir", str(target)]
 
 
+def mtime(path: Path) -> int | None:
+    """``path``'s modification time in ns, or None while it is missing."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
 def head(repo: Path) -> str:
     return git("rev-parse", "main", cwd=repo).stdout.strip()
 
@@ -67,10 +75,10 @@ def test_sigkill_at_ten_moments_never_loses_the_last_good_snapshot(tmp_path: Pat
 
     # Calibrate: one full export + commit of a changed catalog; when does it publish to T, when does it end?
     mutate_sample_catalog(catalog, fraction=0.01, seed=100)
-    published = (target / "manifest.json").stat().st_mtime_ns
+    published = mtime(target / "manifest.json")
     began = time.monotonic()
     process = subprocess.Popen(export_command(catalog, repo, target), stdout=subprocess.DEVNULL, env=cli_env())
-    while process.poll() is None and (target / "manifest.json").stat().st_mtime_ns == published:
+    while process.poll() is None and mtime(target / "manifest.json") == published:
         time.sleep(0.002)
     publish_at = time.monotonic() - began
     assert process.wait(timeout=300) == 0
@@ -80,7 +88,7 @@ def test_sigkill_at_ten_moments_never_loses_the_last_good_snapshot(tmp_path: Pat
     for k in range(KILLS):
         mutate_sample_catalog(catalog, fraction=0.01, seed=200 + k)
         before = head(repo)
-        published = (target / "manifest.json").stat().st_mtime_ns
+        published = mtime(target / "manifest.json")
         began = time.monotonic()
         process = subprocess.Popen(
             export_command(catalog, repo, target),
@@ -92,7 +100,7 @@ def test_sigkill_at_ten_moments_never_loses_the_last_good_snapshot(tmp_path: Pat
         else:
             # Evenly over the short commit phase that follows the publish to T (blob, tree, commit,
             # ref and tag writes), timed from the publish itself, which the test watches for.
-            while process.poll() is None and (target / "manifest.json").stat().st_mtime_ns == published:
+            while process.poll() is None and mtime(target / "manifest.json") == published:
                 time.sleep(0.002)
             time.sleep(commit_phase * (k - TIMED_KILLS + 0.5) / (KILLS - TIMED_KILLS))
         delay = time.monotonic() - began

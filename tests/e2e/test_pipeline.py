@@ -127,6 +127,7 @@ def published(tmp_path: Path) -> dict[str, Path]:
     return {"catalog": catalog, "media": media, "repo": repo, "keys": write_key_file(tmp_path / "origin-keys.txt")}
 
 
+@pytest.mark.slow
 def test_whole_pipeline(published: dict[str, Path], tmp_path: Path) -> None:
     from origin_server.tokens import create_origin_token
     from snapbuild.sample import mutate_sample_catalog
@@ -230,6 +231,7 @@ def run_example(*args: str | Path) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_public_service_example_runs_end_to_end(published: dict[str, Path], tmp_path: Path) -> None:
     from snapbuild.sample import mutate_sample_catalog
 
