@@ -32,6 +32,7 @@ from origin_server.tokens import KeyRing
 from tests.e2e.conftest import STREAM_PATH, TEST_SECRET, mint_token_stdlib, origin_server, write_key_file
 
 NOW = 1_800_000_000.0
+ALLOWED_ORIGIN = "https://player.example"
 # Any slice of 32 bytes or more of the canary contains this marker.
 MARKER = b"CANARY!-outside-the-media-root-"
 CANARY = (MARKER + b"|") * 256
@@ -140,7 +141,7 @@ def client(media: dict[str, object]) -> testing.TestClient:
         roots={None: root, "nas-main": root},  # type: ignore[dict-item]
         keys=KeyRing.single(TEST_SECRET),
         clock=lambda: NOW,
-        cors_origins=("https://player.example",),
+        cors_origins=(ALLOWED_ORIGIN,),
     )
     return testing.TestClient(create_app(config))
 
@@ -240,7 +241,9 @@ def conditional_headers(draw: st.DrawFn, etag: str, last_modified: str) -> dict[
                              "Sun Nov  6 08:49:37 1994", "0", "-1"])
     tags = st.sampled_from([etag, "*", f"W/{etag}", etag.strip('"'), '"stale"', f'"x", {etag}', f"{etag}, W/\"y\"",
                             '""', '"', ", ,"])
-    for name, strategy in (("If-Range", st.one_of(tags, dates)), ("If-None-Match", tags), ("If-Modified-Since", dates)):
+    origins = st.sampled_from([ALLOWED_ORIGIN, "https://evil.example", "null", ALLOWED_ORIGIN + "/", "*"])
+    for name, strategy in (("If-Range", st.one_of(tags, dates)), ("If-None-Match", tags), ("If-Modified-Since", dates),
+                           ("Origin", origins)):
         choice = draw(st.integers(0, 2))
         if choice == 1:
             headers[name] = draw(strategy)
@@ -263,6 +266,10 @@ def test_arbitrary_range_and_conditional_headers(
     event(f"status {result.status_code}")
     check_response(result.status_code, got, served_body(result, method), locator=locator, media=media, method=method)
     assert result.status_code in (200, 206, 304, 416), (headers, result.status_code)
+    # CORS: only the configured origin, exactly, is ever allowed to read the response.
+    allowed = got.get("access-control-allow-origin")
+    event("CORS allowed" if allowed else "CORS not allowed")
+    assert allowed is None or (allowed == ALLOWED_ORIGIN == headers.get("Origin")), (headers.get("Origin"), allowed)
     size = FILES[locator]
     if result.status_code == 416:
         assert got["content-range"] == f"bytes */{size}"
