@@ -10,7 +10,6 @@ forward when it matches the database, and deletes leftover temporary files.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import uuid
@@ -24,12 +23,13 @@ import filelock
 from sqlite_utils import Database
 
 from .errors import SnapbuildError, TargetError, UsageError, VerifyError
-from .manifest import DB_NAME, MANIFEST_NAME, SnapshotManifest, file_digests, snapshot_id_for
+from .manifest import DB_NAME, MANIFEST_NAME, SnapshotManifest, content_digest_of, file_sha256, snapshot_id_for
 from .readmodel import SCHEMA_VERSION, BuildStats, Progress, build_tables
 from .source import (
     attach_source,
     check_backends,
     check_schema,
+    check_small_tables_utf8,
     check_source_file,
     check_utf8_file,
     translate_error,
@@ -41,7 +41,7 @@ _TEMP_PREFIX = f".{DB_NAME}."
 _TEMP_SUFFIX = ".tmp"
 _PAGE_SIZE = 4096
 # The UTF-8 check in two halves of about equal text, run side by side.
-_UTF8_CHECK_GROUPS = (("catalog_tracks",), ("catalog_playlists", "catalog_track_files", "catalog_toplists"))
+_UTF8_CHECK_GROUPS = (("catalog_tracks",), ("catalog_playlists", "catalog_track_files"))
 # The build's own stages (see readmodel.build_tables) plus validate, digest and publish.
 _TOTAL_STEPS = 10
 
@@ -216,6 +216,7 @@ def build_snapshot_db(
             attach_source(db, source)
             db.execute("BEGIN")
             check_schema(db)
+            check_small_tables_utf8(db)
             check_backends(db)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             stats = build_tables(db, progress)
@@ -241,14 +242,15 @@ def _seal(temp: Path) -> tuple[str, str]:
     Raises:
         SourceError: a text value is not valid UTF-8.
     """
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=5) as pool:
         checks = [pool.submit(check_utf8_file, temp, tables) for tables in _UTF8_CHECK_GROUPS]
         synced = pool.submit(_fsync_file, temp)
-        digests = pool.submit(file_digests, temp)
+        plain = pool.submit(file_sha256, temp)
+        content = pool.submit(content_digest_of, temp)
         for check in checks:
             check.result()
         synced.result()
-        return digests.result()
+        return plain.result(), content.result()
 
 
 def _prepare_target(target: Path) -> None:
@@ -270,7 +272,7 @@ def _current_manifest(target: Path, content_digest: str) -> SnapshotManifest | N
         manifest = SnapshotManifest.read(manifest_path)
     except VerifyError:
         return None
-    if manifest.content_digest != content_digest or _sha256(db_path) != manifest.db_sha256:
+    if manifest.content_digest != content_digest or file_sha256(db_path) != manifest.db_sha256:
         return None
     return manifest
 
@@ -291,7 +293,7 @@ def recover_target(target: Path) -> None:
     try:
         manifest = SnapshotManifest.read(pending)
         db_path = target / DB_NAME
-        if db_path.is_file() and _sha256(db_path) == manifest.db_sha256:
+        if db_path.is_file() and file_sha256(db_path) == manifest.db_sha256:
             os.replace(pending, target / MANIFEST_NAME)
             _fsync_dir(target)
             return
@@ -316,14 +318,6 @@ def _publish(target: Path, temp_db: Path, manifest: SnapshotManifest) -> None:
         raise TargetError(
             f"cannot replace the snapshot in {target}: {error.strerror or error}", path=target
         ) from None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fsync_file(path: Path) -> None:

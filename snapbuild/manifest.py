@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -141,25 +142,37 @@ def snapshot_id_for(content_digest: str) -> str:
     return "snap-" + content_digest[:16]
 
 
-def file_digests(path: Path | str) -> tuple[str, str]:
-    """Hash a read-model database file in one streaming pass.
-
-    Returns:
-        ``(db_sha256, content_digest)``: the sha256 of the file's bytes, and
-        the sha256 of a domain tag plus the same bytes with the header's
-        writer-version field (offsets 96..99) zeroed. Memory stays flat.
-    """
-    plain = hashlib.sha256()
-    content = hashlib.sha256(_CONTENT_DOMAIN)
+def _hash_file(path: Path | str, digest: Any, *, zero_version: bool) -> str:
     start, end = _VERSION_NUMBER_SPAN
     with open(path, "rb") as handle:
         first = handle.read(_CHUNK)
-        plain.update(first)
-        if len(first) >= end:
-            content.update(first[:start] + bytes(end - start) + first[end:])
-        else:
-            content.update(first)
+        if zero_version and len(first) >= end:
+            first = first[:start] + bytes(end - start) + first[end:]
+        digest.update(first)
         while chunk := handle.read(_CHUNK):
-            plain.update(chunk)
-            content.update(chunk)
-    return plain.hexdigest(), content.hexdigest()
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path | str) -> str:
+    """The sha256 of a file's bytes (what ``sha256sum`` prints), read in flat memory."""
+    return _hash_file(path, hashlib.sha256(), zero_version=False)
+
+
+def content_digest_of(path: Path | str) -> str:
+    """The content digest of a read-model file (see docs/export.md).
+
+    The sha256 of a domain tag plus the file's bytes with the header's
+    writer-version field (offsets 96..99) zeroed.
+    """
+    return _hash_file(path, hashlib.sha256(_CONTENT_DOMAIN), zero_version=True)
+
+
+def file_digests(path: Path | str) -> tuple[str, str]:
+    """Return ``(file_sha256(path), content_digest_of(path))``, hashed side by side.
+
+    hashlib releases the GIL on large buffers, so two threads use two cores.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        content = pool.submit(content_digest_of, path)
+        return file_sha256(path), content.result()

@@ -37,7 +37,7 @@ class ReadTable:
     key: tuple[str, ...]
     ddl: str
     source: str
-    #: Text columns, checked for valid UTF-8 after the build.
+    #: Text columns checked for valid UTF-8 after the build (source.check_utf8).
     text_columns: tuple[str, ...]
 
 
@@ -103,7 +103,9 @@ TABLES: tuple[ReadTable, ...] = (
     is_primary INTEGER NOT NULL
 )""",
         "file_locations",
-        ("quality_label", "ext", "backend_type", "backend_name", "locator", "public_url", "status"),
+        # backend_type / backend_name come from the few storage_backends rows and
+        # are checked there; public_url is ASCII by construction; status is 'active'.
+        ("quality_label", "ext", "locator"),
     ),
     ReadTable(
         "catalog_toplists",
@@ -121,7 +123,9 @@ TABLES: tuple[ReadTable, ...] = (
     PRIMARY KEY (toplist_id, playlist_id)
 ) WITHOUT ROWID""",
         "pool_playlists",
-        ("toplist_id", "platform", "name", "description", "cover_url", "group_name"),
+        # Copies of catalog_playlists' text and of the few playlist_pools rows,
+        # which are checked there.
+        (),
     ),
 )
 
@@ -322,6 +326,21 @@ def _raise_duplicate_id(db: Database, table: str) -> None:
     )
 
 
+def _raise_id_problem(db: Database, source: str, kind: str, error: sqlite3.Error) -> None:
+    """Explain a key failure in an entity table: a repeated id, or an id that is not an integer."""
+    if kind in ("UNIQUE", "PRIMARY KEY"):
+        _raise_duplicate_id(db, source)
+    row = db.execute(
+        f"SELECT id FROM src.[{source}] WHERE typeof(id) <> 'integer' ORDER BY rowid LIMIT 1"
+    ).fetchone()
+    raise SourceError(
+        f"{source}.id must be an integer" + (f" (found {row[0]!r})" if row else f": {error}"),
+        table=source,
+        column="id",
+        row=row[0] if row else None,
+    )
+
+
 def _insert_entities(db: Database, sql: str, source: str) -> int:
     """Insert an entity table (playlists or tracks); NULLs and duplicate ids are errors."""
     try:
@@ -330,8 +349,8 @@ def _insert_entities(db: Database, sql: str, source: str) -> int:
         kind, where = _constraint(error)
         if kind == "NOT NULL":
             _raise_null(db, where)
-        _raise_duplicate_id(db, source)
-        raise  # pragma: no cover - _raise_duplicate_id always raises
+        _raise_id_problem(db, source, kind, error)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _insert_playlist_tracks(db: Database, stats: BuildStats) -> int:
@@ -439,7 +458,7 @@ def _insert_track_files(db: Database, stats: BuildStats) -> int:
     except sqlite3.IntegrityError as error:
         kind, where = _constraint(error)
         if kind != "NOT NULL":
-            _raise_duplicate_id(db, "file_locations")
+            _raise_id_problem(db, "file_locations", kind, error)
         active = "fl.status = 'active'"
         no_asset = db.execute(
             f"SELECT count(*) FROM src.file_locations AS fl WHERE {active} "

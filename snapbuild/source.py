@@ -44,20 +44,15 @@ TEXT_ORIGINS: dict[str, dict[str, str]] = {
     "catalog_track_files": {
         "quality_label": "file_assets.quality_label",
         "ext": "file_assets.ext",
-        "backend_type": "storage_backends.backend_type",
-        "backend_name": "storage_backends.name",
         "locator": "file_locations.locator",
-        "public_url": "storage_backends.config_json",
-        "status": "file_locations.status",
     },
-    "catalog_toplists": {
-        "toplist_id": "playlist_pools.external_id",
-        "platform": "playlists.platform",
-        "name": "playlists.name",
-        "description": "playlists.description",
-        "cover_url": "playlists.cover_url",
-        "group_name": "playlist_pools.name",
-    },
+}
+
+#: Small source tables whose text reaches the read model through many rows
+#: (every file of a backend, every playlist of a pool): checked once, at the source.
+SMALL_TEXT_SOURCES: dict[str, tuple[str, ...]] = {
+    "storage_backends": ("name", "backend_type", "config_json"),
+    "playlist_pools": ("external_id", "name", "pool_kind"),
 }
 
 #: How a read-model key names its source row in messages.
@@ -65,10 +60,9 @@ _ROW_LABEL = {
     "catalog_playlists": "playlists id",
     "catalog_tracks": "songs id",
     "catalog_track_files": "file_locations id",
-    "catalog_toplists": "toplist/playlist",
 }
 
-_UTF8_CHUNK_ROWS = 50_000
+_UTF8_CHUNK_ROWS = 10_000
 
 
 def check_source_file(path: Path) -> None:
@@ -191,6 +185,25 @@ def check_backends(db: Database) -> None:
             column="config_json",
             row=row[0],
         )
+
+
+def check_small_tables_utf8(db: Database) -> None:
+    """Check the text of the few storage_backends and playlist_pools rows (see SMALL_TEXT_SOURCES).
+
+    Raises:
+        SourceError: naming the table, column and id of a value that is not UTF-8.
+    """
+    for table, columns in SMALL_TEXT_SOURCES.items():
+        selected = ", ".join(f"CAST([{c}] AS BLOB)" for c in columns)
+        for ident, *values in db.execute(f"SELECT id, {selected} FROM src.[{table}] ORDER BY id"):
+            for column, value in zip(columns, values):
+                try:
+                    if value is not None:
+                        value.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise SourceError(
+                        f"invalid UTF-8 in {table}.{column} (id {ident})", table=table, column=column, row=ident
+                    ) from None
 
 
 def _first_invalid(

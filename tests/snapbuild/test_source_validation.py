@@ -139,13 +139,19 @@ def test_object_storage_without_public_base_url(good_snapshot, tmp_path: Path) -
         ("update songs set name = cast(x'48e9' as text) where id = 10", "songs.name (songs id 10)"),
         ("update songs set metadata_json = cast(x'7b22c3' as text) where id = 10", "songs.metadata_json (songs id 10)"),
         ("update playlists set description = cast(x'ff' as text) where id = 1", "playlists.description (playlists id 1)"),
+        ("update storage_backends set name = cast(x'6d61696e2dff' as text) where id = 2", "storage_backends.name (id 2)"),
+        (
+            "update storage_backends set config_json = cast(x'7b2270223a2022e6b5227d' as text) where id = 2",
+            "storage_backends.config_json (id 2)",
+        ),
+        ("update file_assets set quality_label = cast(x'c0' as text) where id = 7", "file_assets.quality_label (file_locations id 9)"),
         (
             "update file_locations set locator = cast(x'6d75736963ffe6b5b7' as text) where id = 9",
             "file_locations.locator (file_locations id 9)",
         ),
         (
             "update playlist_pools set name = cast(x'e6b5' as text) where id = 5",
-            "playlist_pools.name (toplist/playlist ('kuwo_top_16', 1))",
+            "playlist_pools.name (id 5)",
         ),
     ],
 )
@@ -311,3 +317,11 @@ def test_missing_songs_are_found_whatever_the_id_layout(tmp_path: Path, song_ids
     repairs, got = export_rows(source, tmp_path / "s", "select song_id from catalog_playlist_tracks")
     assert got == [(10,), *((song,) for song in song_ids)]
     assert repairs == {"playlist_tracks_missing_song": len(missing)}
+
+
+def test_a_non_integer_id(good_snapshot, tmp_path: Path) -> None:
+    source = write_catalog(
+        tmp_path / "c.db", PLAN_ROWS, "insert into songs values ('x-11', 'p', '2', 'n', null, null, null, null)",
+        schema=LOOSE_SCHEMA,
+    )
+    assert "songs.id must be an integer (found 'x-11')" in export_fails(source, good_snapshot)
