@@ -294,8 +294,9 @@ def main() -> int:
         }
 
         def round_ratios(kind: str, top: str, bottom: str, attr: str) -> str:
+            """Ratios of runs made back to back in each round (paired, so drifting load cancels), and their median."""
             ratios = [getattr(a, attr) / getattr(b, attr) for a, b in zip(samples[kind][top], samples[kind][bottom])]
-            return ", ".join(f"{r:.0%}" for r in ratios)
+            return ", ".join(f"{r:.0%}" for r in ratios) + f" (median {statistics.median(ratios):.0%})"
 
         rss_idle, fb_median, fb_max, rss_paused = paused_players(ours_port, STREAM + big_token, ours_pid)
 
