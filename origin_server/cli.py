@@ -83,6 +83,7 @@ def serve(
         origin-server serve --media-root music=D:\\Music \\
             --secret-file origin.keys --port 8080
     """
+    import signal
     import time
 
     from .app import create_app
@@ -124,6 +125,12 @@ def serve(
         f"({len(roots)} media root(s), {len(keys)} key(s){mode})"
     )
     sys.stdout.flush()
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM (service managers, `kill`) stops like Ctrl-C: the server closes
+    # and logging writes its last lines at exit.
+    signal.signal(signal.SIGTERM, stop)
     try:
         server.run()
     except KeyboardInterrupt:
