@@ -278,6 +278,8 @@ class BuildStats:
     table_counts: dict[str, int] = field(default_factory=dict)
     repairs: dict[str, int] = field(default_factory=dict)
     cover_count: int = 0
+    #: Read-model tables whose text was already checked for UTF-8 (at the source).
+    utf8_checked: tuple[str, ...] = ()
 
     def repair(self, name: str, count: int) -> None:
         """Record ``count`` applications of the documented repair ``name`` (zero is not recorded)."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 import struct
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -206,27 +208,51 @@ def check_small_tables_utf8(db: Database) -> None:
                     ) from None
 
 
-def _first_invalid(
-    db: Database, table: ReadTable, where: str, params: list[object]
+def find_invalid_utf8(
+    db: Database, relation: str, key: str, columns: Sequence[str]
 ) -> tuple[object, str] | None:
-    """Return (row key, column) of the first value in the selected rows that is not UTF-8."""
-    key = ", ".join(table.key)
-    columns = ", ".join(f"CAST([{c}] AS BLOB)" for c in table.text_columns)
-    cursor = db.execute(f"SELECT {key}, {columns} FROM [{table.name}] {where} ORDER BY {key}", params)
-    width = len(table.key)
-    for row in cursor:
-        for column, value in zip(table.text_columns, row[width:]):
-            if value is None:
-                continue
-            try:
-                value.decode("utf-8")
-            except UnicodeDecodeError:
-                ident = row[0] if width == 1 else tuple(row[:width])
-                return ident, column
+    """Return (key, column) of the first value in ``relation`` that is not valid UTF-8, or None.
+
+    SQLite copies invalid bytes silently, so the text is read back in large
+    chunks in key order, each column concatenated in SQL and decoded in one
+    call, which keeps the pass cheap; a chunk that fails is rescanned row by
+    row to name the value. ``key`` must be unique and indexed (a rowid).
+    """
+    # One aggregate per column, separated by an ASCII byte so that two broken
+    # halves can never join into a valid character.
+    blobs = ", ".join(f"CAST(group_concat([{c}], char(30)) AS BLOB)" for c in columns)
+    selected = ", ".join(f"[{c}]" for c in columns)
+    chunk = (
+        f"SELECT min(k), max(k), {blobs} FROM (SELECT {key} AS k, {selected} FROM {relation} "
+        f"WHERE {key} {{op}} ? ORDER BY {key} LIMIT {_UTF8_CHUNK_ROWS})"
+    )
+    op, last = ">=", db.execute(f"SELECT min({key}) FROM {relation}").fetchone()[0]
+    while last is not None:
+        low, high, *values = db.execute(chunk.format(op=op), [last]).fetchone()
+        if high is None:
+            return None
+        try:
+            for blob in values:
+                if blob is not None:
+                    blob.decode("utf-8")
+        except UnicodeDecodeError:
+            as_blobs = ", ".join(f"CAST([{c}] AS BLOB)" for c in columns)
+            rows = db.execute(
+                f"SELECT {key}, {as_blobs} FROM {relation} WHERE {key} BETWEEN ? AND ? ORDER BY {key}", [low, high]
+            )
+            for ident, *row in rows:
+                for column, value in zip(columns, row):
+                    try:
+                        if value is not None:
+                            value.decode("utf-8")
+                    except UnicodeDecodeError:
+                        return ident, column
+            return None  # pragma: no cover - the chunk held the bad value
+        op, last = ">", high
     return None
 
 
-def check_utf8_file(path: Path, tables: tuple[str, ...] | None = None) -> None:
+def check_utf8_file(path: Path, tables: Sequence[str]) -> None:
     """Run :func:`check_utf8` on a finished read-model file through its own read-only connection.
 
     Its own connection lets checks of different tables run side by side, and
@@ -239,50 +265,16 @@ def check_utf8_file(path: Path, tables: tuple[str, ...] | None = None) -> None:
         conn.close()
 
 
-def check_utf8(db: Database, tables: tuple[str, ...] | None = None) -> None:
-    """Check that every text value of the read model (in ``db``'s main schema) is valid UTF-8.
-
-    SQLite copies invalid bytes silently, so this reads the text back in large
-    chunks, concatenated in SQL and decoded in one call each, which keeps the
-    pass cheap; a chunk that fails is rescanned row by row to name the value.
-
-    Args:
-        db: the read model's connection.
-        tables: the read-model tables to check (default: all).
+def check_utf8(db: Database, tables: Sequence[str]) -> None:
+    """Check that every text value of the given read-model tables (``db``'s main schema) is valid UTF-8.
 
     Raises:
         SourceError: naming the source table, column and row.
     """
     for table in TABLES:
-        if not table.text_columns or (tables is not None and table.name not in tables):
+        if not table.text_columns or table.name not in tables:
             continue
-        found: tuple[object, str] | None = None
-        if len(table.key) == 1:
-            key = table.key[0]
-            # One aggregate per column, separated by an ASCII byte so that two
-            # broken halves can never join into a valid character.
-            blobs = ", ".join(f"CAST(group_concat([{c}], char(30)) AS BLOB)" for c in table.text_columns)
-            columns = ", ".join(f"[{c}]" for c in table.text_columns)
-            chunk = (
-                f"SELECT min(k), max(k), {blobs} FROM "
-                f"(SELECT [{key}] AS k, {columns} FROM [{table.name}] "
-                f"WHERE [{key}] {{op}} ? ORDER BY [{key}] LIMIT {_UTF8_CHUNK_ROWS})"
-            )
-            op, last = ">=", db.execute(f"SELECT min([{key}]) FROM [{table.name}]").fetchone()[0]
-            while last is not None:
-                low, high, *values = db.execute(chunk.format(op=op), [last]).fetchone()
-                if high is None:
-                    break
-                try:
-                    for blob in values:
-                        if blob is not None:
-                            blob.decode("utf-8")
-                except UnicodeDecodeError:
-                    found = _first_invalid(db, table, f"WHERE [{key}] BETWEEN ? AND ?", [low, high])
-                    break
-                op, last = ">", high
-        else:
-            found = _first_invalid(db, table, "", [])
+        found = find_invalid_utf8(db, f"[{table.name}]", table.key[0], table.text_columns)
         if found is not None:
             ident, column = found
             origin = TEXT_ORIGINS[table.name][column]
@@ -293,3 +285,87 @@ def check_utf8(db: Database, tables: tuple[str, ...] | None = None) -> None:
                 column=source_column,
                 row=ident,
             )
+
+
+class ParallelTextCheck:
+    """Check the text of ``songs`` and ``playlists`` at the source, on a second connection, beside the build.
+
+    Those tables reach the read model whole, so checking them at the source
+    is checking ``catalog_tracks`` and ``catalog_playlists``; doing it on
+    another connection lets a second core do it while the build sorts and
+    encodes. It only counts if both connections read the same point in time:
+    the check records ``PRAGMA data_version`` before the build's read
+    transaction starts and again inside its own, later one; any commit in
+    between makes them differ, and then :meth:`result` says "not covered"
+    and the export checks those tables in the read model instead.
+    """
+
+    #: The read-model tables this check stands for, and their source tables.
+    COVERS = {"catalog_tracks": "songs", "catalog_playlists": "playlists"}
+
+    def __init__(self, path: Path, busy_timeout: float) -> None:
+        self._conn = sqlite3.connect(
+            source_uri(path), uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        self._before = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        self._thread: threading.Thread | None = None
+        self._covered = False
+        self._error: SourceError | None = None
+
+    def start(self) -> None:
+        """Start checking; call once the build's transaction has read the source."""
+        self._thread = threading.Thread(target=self._run, name="snapbuild-text-check", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            if conn.execute("PRAGMA data_version").fetchone()[0] != self._before:
+                return  # a writer committed in between: not the build's point in time
+            db = Database(conn, recursive_triggers=False, execute_plugins=False)
+            for table_name, source in self.COVERS.items():
+                columns = next(t.text_columns for t in TABLES if t.name == table_name)
+                found = find_invalid_utf8(db, f"[{source}]", "rowid", columns)
+                if found is not None:
+                    rowid, column = found
+                    ident = conn.execute(f"SELECT id FROM [{source}] WHERE rowid = ?", [rowid]).fetchone()[0]
+                    self._error = SourceError(
+                        f"invalid UTF-8 in {source}.{column} ({_ROW_LABEL[table_name]} {ident})",
+                        table=source,
+                        column=column,
+                        row=ident,
+                    )
+                    break
+            self._covered = True
+        except sqlite3.Error:
+            self._covered = False  # locked, interrupted, ...: the read model is checked instead
+        finally:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
+    def result(self) -> tuple[str, ...]:
+        """Wait for the check; return the read-model tables it covered.
+
+        Raises:
+            SourceError: a covered table holds a value that is not UTF-8.
+        """
+        self._finish()
+        if self._error is not None:
+            raise self._error
+        return tuple(self.COVERS) if self._covered else ()
+
+    def abort(self) -> None:
+        """Stop the check early (the build failed) and release the connection."""
+        if self._thread is not None:
+            self._conn.interrupt()
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._conn.close()  # closing twice is harmless

@@ -106,3 +106,32 @@ def test_a_rollback_journal_source_locked_by_a_writer_gives_a_clear_error(good_s
     good_snapshot.assert_intact()
     # Once the writer is done, the same export succeeds.
     assert run_export(source, tmp_path / "later", generated_at=GENERATED_AT, busy_timeout=0.2).changed
+
+
+def test_the_parallel_text_check_stands_in_only_for_the_same_point_in_time(plan_catalog: Path) -> None:
+    from snapbuild.source import ParallelTextCheck
+
+    quiet = ParallelTextCheck(plan_catalog, 1.0)
+    quiet.start()
+    assert quiet.result() == ("catalog_tracks", "catalog_playlists")
+
+    raced = ParallelTextCheck(plan_catalog, 1.0)
+    with sqlite3.connect(plan_catalog) as writer:  # a commit after the build's point in time began
+        writer.execute("update songs set name = 'changed' where id = 10")
+    raced.start()
+    assert raced.result() == ()
+
+
+def test_the_read_model_is_checked_when_the_parallel_check_cannot_stand_in(
+    good_snapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from snapbuild.errors import SourceError
+    from snapbuild.source import ParallelTextCheck
+
+    from .conftest import PLAN_ROWS
+
+    monkeypatch.setattr(ParallelTextCheck, "start", lambda self: None)  # as if a writer had committed
+    source = write_catalog(tmp_path / "c.db", PLAN_ROWS, "update songs set singers = cast(x'ff41' as text) where id = 10")
+    with pytest.raises(SourceError, match=r"invalid UTF-8 in songs\.singers \(songs id 10\)"):
+        run_export(source, good_snapshot.dir, generated_at=GENERATED_AT)
+    good_snapshot.assert_intact()
