@@ -313,10 +313,14 @@ def main() -> int:
         ratio = r["origin"].requests_per_s / r["bare waitress"].requests_per_s
         print(f"\nranged req/s, origin / bare waitress: {ratio:.0%} (target >= 75%); per round: "
               f"{round_ratios('ranges', 'origin', 'bare waitress', 'requests_per_s')}")
-        cpu_ratio = (r["origin"].requests_per_s / r["origin"].cpu_s) / (
-            r["bare waitress"].requests_per_s / r["bare waitress"].cpu_s
-        )
-        print(f"ranged requests per server CPU second, origin / bare waitress: {cpu_ratio:.0%}")
+        def per_cpu(name: str) -> float:
+            """Requests per server CPU second over all rounds (sums, not one run)."""
+            loads = samples["ranges"][name]
+            return sum(load.requests_per_s * args.seconds for load in loads) / sum(load.cpu_s for load in loads)
+
+        print(f"ranged requests per server CPU second (all rounds), origin / bare waitress: "
+              f"{per_cpu('origin') / per_cpu('bare waitress'):.0%}; "
+              f"origin --no-access-log / bare waitress: {per_cpu('origin --no-access-log') / per_cpu('bare waitress'):.0%}")
         quiet = r["origin --no-access-log"].requests_per_s / r["bare waitress"].requests_per_s
         print(f"ranged req/s, origin --no-access-log / bare waitress: {quiet:.0%}; per round: "
               f"{round_ratios('ranges', 'origin --no-access-log', 'bare waitress', 'requests_per_s')}")
