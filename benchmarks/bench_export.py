@@ -61,12 +61,8 @@ def catalog(data_dir: Path, tracks: int, playlists: int, seed: int) -> Path:
 
 def floor_script(source: Path) -> str:
     """The read model's own DDL and INSERT ... SELECT statements, for the sqlite3 shell."""
-    plain_url = readmodel._PUBLIC_URL.replace(  # noqa: SLF001 - the benchmark mirrors the build
-        f"{readmodel.QUOTE_FUNCTION}(CAST(ltrim(fl.locator, '/') AS BLOB))", "ltrim(fl.locator, '/')"
-    )
-    track_files = readmodel.INSERT_TRACK_FILES.format(conflict="", join="LEFT").replace(
-        readmodel._PUBLIC_URL, plain_url  # noqa: SLF001
-    )
+    # The sqlite3 shell cannot call quote_path: the floor joins without encoding.
+    track_files = readmodel.insert_track_files_sql(path="ltrim(fl.locator, '/')")
     statements = [
         "PRAGMA page_size = 4096",
         "PRAGMA journal_mode = OFF",

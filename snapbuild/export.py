@@ -26,7 +26,7 @@ from .errors import SnapbuildError, TargetError, UsageError, VerifyError
 from .manifest import DB_NAME, MANIFEST_NAME, SnapshotManifest, content_digest_of, file_sha256, snapshot_id_for
 from .readmodel import SCHEMA_VERSION, TABLES, BuildStats, Progress, build_tables
 from .source import (
-    ParallelTextCheck,
+    SideReader,
     attach_source,
     check_backends,
     check_schema,
@@ -194,6 +194,9 @@ def build_snapshot_db(
         SourceError: the source is unreadable, locked beyond ``busy_timeout`` or invalid.
         TargetError: ``path`` cannot be written (e.g. the disk is full).
     """
+    # Scratch space of the side reader (see source.SideReader); a leftover is
+    # removed by recover_target like the temporary database itself.
+    scratch = path.with_name(path.name + "-side")
     conn = sqlite3.connect(str(path), uri=True, isolation_level=None, timeout=busy_timeout)
     try:
         db = Database(conn, recursive_triggers=False, execute_plugins=False)
@@ -211,20 +214,21 @@ def build_snapshot_db(
             f"threads = {min(os.cpu_count() or 1, 4)}",
         ):
             db.execute(f"PRAGMA {pragma}")
-        text_check: ParallelTextCheck | None = None
+        side: SideReader | None = None
         try:
-            text_check = ParallelTextCheck(source, busy_timeout)
+            side = SideReader(source, scratch, busy_timeout)
             attach_source(db, source)
+            db.execute("ATTACH DATABASE ? AS side", [str(scratch)])
             db.execute("BEGIN")
             check_schema(db)  # the first read of src: the build's point in time starts here
-            text_check.start()
+            side.start()
             check_small_tables_utf8(db)
             check_backends(db)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            stats = build_tables(db, progress)
+            stats = build_tables(db, progress, side.paths_ready)
             db.execute("COMMIT")
-            stats.utf8_checked = text_check.result()
-            text_check = None
+            stats.utf8_checked = side.result()
+            side = None
         except SnapbuildError:
             raise
         except sqlite3.Error as error:
@@ -233,11 +237,13 @@ def build_snapshot_db(
                 raise TargetError(f"cannot write {path}: {error}", path=path) from None
             raise translate_error(error, source, busy_timeout) from None
         finally:
-            if text_check is not None:
-                text_check.abort()
+            if side is not None:
+                side.abort()
         return stats
     finally:
         conn.close()
+        for leftover in (scratch, scratch.with_name(scratch.name + "-journal")):
+            _remove(leftover)
 
 
 def _seal(temp: Path, checked: tuple[str, ...]) -> tuple[str, str]:

@@ -158,11 +158,10 @@ SELECT playlist_id, position, song_id
 FROM src.playlist_songs
 ORDER BY +playlist_id, +position, +song_id"""
 
-# Every object-storage locator goes through quote_path, as bytes, so invalid
-# UTF-8 cannot break it (the UTF-8 check reports it afterwards). Deciding in SQL
-# which locators need no encoding costs more than the call it would save.
-_PUBLIC_URL = f"""CASE WHEN sb.url_prefix IS NULL OR fl.locator IS NULL THEN NULL
-         ELSE sb.url_prefix || {QUOTE_FUNCTION}(CAST(ltrim(fl.locator, '/') AS BLOB)) END"""
+#: The percent-encoded path of a locator, computed in SQL through quote_path (as
+#: bytes, so invalid UTF-8 cannot break it: the UTF-8 check reports it). Deciding
+#: in SQL which locators need no encoding costs more than the call it saves.
+QUOTED_PATH = f"{QUOTE_FUNCTION}(CAST(ltrim(fl.locator, '/') AS BLOB))"
 
 # The backends are few: materialize them once so the JSON is parsed per backend, not per file.
 _BACKENDS_CTE = """WITH sb AS MATERIALIZED (
@@ -172,17 +171,38 @@ _BACKENDS_CTE = """WITH sb AS MATERIALIZED (
     FROM src.storage_backends
 )"""
 
-INSERT_TRACK_FILES = f"""INSERT {{conflict}}INTO catalog_track_files
+
+
+def insert_track_files_sql(*, conflict: str = "", join: str = "LEFT", path: str = QUOTED_PATH,
+                           side_paths: bool = False) -> str:
+    """The INSERT ... SELECT of catalog_track_files.
+
+    Args:
+        conflict: "" or "OR IGNORE ".
+        join: "LEFT" (a dangling reference surfaces as a NULL the table
+            refuses) or "" (inner joins: dangling rows are left out).
+        path: the SQL expression for a locator's encoded path.
+        side_paths: take the encoded paths from ``side.public_paths``, computed
+            beside the build (see source.SideReader), ``path`` only where missing.
+    """
+    if side_paths:
+        path = f"coalesce(pp.path, {path})"
+    paths_join = "LEFT JOIN side.public_paths AS pp ON pp.location_id = fl.id" if side_paths else ""
+    return f"""INSERT {conflict}INTO catalog_track_files
     (location_id, song_id, quality_label, ext, file_size_bytes, backend_type, backend_name,
      locator, public_url, status, is_primary)
 {_BACKENDS_CTE}
 SELECT fl.id, fa.song_id, fa.quality_label, fa.ext, fa.file_size_bytes, sb.backend_type, sb.name,
-       fl.locator, {_PUBLIC_URL}, fl.status, fl.is_primary
+       fl.locator,
+       CASE WHEN sb.url_prefix IS NULL OR fl.locator IS NULL THEN NULL ELSE sb.url_prefix || {path} END,
+       fl.status, fl.is_primary
 FROM src.file_locations AS fl
-{{join}} JOIN src.file_assets AS fa ON fa.id = fl.file_asset_id
-{{join}} JOIN sb ON sb.id = fl.backend_id
+{join} JOIN src.file_assets AS fa ON fa.id = fl.file_asset_id
+{join} JOIN sb ON sb.id = fl.backend_id
+{paths_join}
 WHERE fl.status = 'active'
 ORDER BY fl.id"""
+
 
 INSERT_TOPLISTS = """INSERT OR IGNORE INTO catalog_toplists
     (toplist_id, playlist_id, platform, name, description, cover_url, play_count, song_count, group_name)
@@ -451,12 +471,12 @@ def _check_playlist_tracks(db: Database, stats: BuildStats, inserted: int) -> in
     return inserted
 
 
-def _insert_track_files(db: Database, stats: BuildStats) -> int:
+def _insert_track_files(db: Database, stats: BuildStats, side_paths: bool) -> int:
     """Insert the active file locations; ones whose asset, backend or track is missing are dropped and counted."""
     try:
         # LEFT JOINs: a dangling reference shows up as a NULL the table refuses,
         # so the common, clean case needs no extra pass over the source.
-        inserted = db.execute(INSERT_TRACK_FILES.format(conflict="", join="LEFT")).rowcount
+        inserted = db.execute(insert_track_files_sql(side_paths=side_paths)).rowcount
     except sqlite3.IntegrityError as error:
         kind, where = _constraint(error)
         if kind != "NOT NULL":
@@ -475,7 +495,7 @@ def _insert_track_files(db: Database, stats: BuildStats) -> int:
             _raise_null(db, where)
         for column in ("location_id", "locator", "is_primary", "song_id", "backend_type", "backend_name"):
             _check_no_null(db, f"catalog_track_files.{column}")
-        inserted = db.execute(INSERT_TRACK_FILES.format(conflict="", join="")).rowcount
+        inserted = db.execute(insert_track_files_sql(join="", side_paths=side_paths)).rowcount
         stats.repair("track_files_missing_asset", no_asset)
         stats.repair("track_files_missing_backend", no_backend)
     songs = _IdSet(db, "catalog_tracks", "song_id")
@@ -503,8 +523,14 @@ def _insert_toplists(db: Database, stats: BuildStats) -> int:
     return inserted
 
 
-def build_tables(db: Database, progress: Progress | None = None) -> BuildStats:
+def build_tables(
+    db: Database, progress: Progress | None = None, side_paths: Callable[[], bool] | None = None
+) -> BuildStats:
     """Create and fill the read model in ``db`` (main schema) from ``src``; the caller owns the transaction.
+
+    ``side_paths``, when given, is called right before the files are inserted;
+    True means ``side.public_paths`` holds the encoded paths of this point in
+    time (computed beside the build), False that quote_path must do them here.
 
     Raises:
         SourceError: the source holds something the read model cannot take
@@ -525,7 +551,7 @@ def build_tables(db: Database, progress: Progress | None = None) -> BuildStats:
     report("catalog_playlist_tracks", 2, steps)
     counts["catalog_playlist_tracks"] = _check_playlist_tracks(db, stats, _insert_playlist_tracks(db, stats))
     report("catalog_track_files", 3, steps)
-    counts["catalog_track_files"] = _insert_track_files(db, stats)
+    counts["catalog_track_files"] = _insert_track_files(db, stats, side_paths() if side_paths else False)
     report("catalog_toplists", 4, steps)
     counts["catalog_toplists"] = _insert_toplists(db, stats)
     report("indexes", 5, steps)

@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from .errors import SourceBusyError, SourceError
-from .readmodel import TABLES, ReadTable
+from .readmodel import QUOTE_FUNCTION, QUOTED_PATH, TABLES, quote_path
 
 _MAGIC = b"SQLite format 3\x00"
 _HEADER_SIZE = 100
@@ -287,34 +287,44 @@ def check_utf8(db: Database, tables: Sequence[str]) -> None:
             )
 
 
-class ParallelTextCheck:
-    """Check the text of ``songs`` and ``playlists`` at the source, on a second connection, beside the build.
+class SideReader:
+    """A second read-only connection to the source that does work beside the build, on another core.
 
-    Those tables reach the read model whole, so checking them at the source
-    is checking ``catalog_tracks`` and ``catalog_playlists``; doing it on
-    another connection lets a second core do it while the build sorts and
-    encodes. It only counts if both connections read the same point in time:
-    the check records ``PRAGMA data_version`` before the build's read
-    transaction starts and again inside its own, later one; any commit in
-    between makes them differ, and then :meth:`result` says "not covered"
-    and the export checks those tables in the read model instead.
+    It checks the text of ``songs`` and ``playlists`` (they reach the read
+    model whole, so checking them at the source is checking ``catalog_tracks``
+    and ``catalog_playlists``), then percent-encodes the path of every active
+    object-storage file into ``side.public_paths`` in a scratch database that
+    the build attaches, so that the build's own thread does neither.
+
+    It only counts if it reads the same point in time as the build: it records
+    ``PRAGMA data_version`` before the build's read transaction starts and
+    again inside its own, later one; any commit in between makes them differ.
+    Then (or on any error of its own) it stands in for nothing, and the build
+    encodes the paths and the export checks those tables itself.
     """
 
-    #: The read-model tables this check stands for, and their source tables.
+    #: The read-model tables the text check stands for, and their source tables.
     COVERS = {"catalog_tracks": "songs", "catalog_playlists": "playlists"}
 
-    def __init__(self, path: Path, busy_timeout: float) -> None:
+    def __init__(self, path: Path, scratch: Path, busy_timeout: float) -> None:
         self._conn = sqlite3.connect(
             source_uri(path), uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
         self._before = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        self._conn.execute("ATTACH DATABASE ? AS side", [str(scratch)])
+        self._conn.execute("PRAGMA side.journal_mode = OFF")
+        self._conn.execute("PRAGMA side.synchronous = OFF")
+        self._conn.create_function(QUOTE_FUNCTION, 1, quote_path, deterministic=True)
         self._thread: threading.Thread | None = None
+        self._paths_ready = threading.Event()
+        self._same_time = False
         self._covered = False
+        self._paths = False
         self._error: SourceError | None = None
 
     def start(self) -> None:
-        """Start checking; call once the build's transaction has read the source."""
-        self._thread = threading.Thread(target=self._run, name="snapbuild-text-check", daemon=True)
+        """Start; call once the build's transaction has read the source."""
+        self._thread = threading.Thread(target=self._run, name="snapbuild-side-reader", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -324,34 +334,58 @@ class ParallelTextCheck:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             if conn.execute("PRAGMA data_version").fetchone()[0] != self._before:
                 return  # a writer committed in between: not the build's point in time
-            db = Database(conn, recursive_triggers=False, execute_plugins=False)
-            for table_name, source in self.COVERS.items():
-                columns = next(t.text_columns for t in TABLES if t.name == table_name)
-                found = find_invalid_utf8(db, f"[{source}]", "rowid", columns)
-                if found is not None:
-                    rowid, column = found
-                    ident = conn.execute(f"SELECT id FROM [{source}] WHERE rowid = ?", [rowid]).fetchone()[0]
-                    self._error = SourceError(
-                        f"invalid UTF-8 in {source}.{column} ({_ROW_LABEL[table_name]} {ident})",
-                        table=source,
-                        column=column,
-                        row=ident,
-                    )
-                    break
+            self._check_text(Database(conn, recursive_triggers=False, execute_plugins=False))
             self._covered = True
+            if self._error is None:
+                conn.execute("CREATE TABLE side.public_paths (location_id INTEGER PRIMARY KEY, path TEXT NOT NULL)")
+                conn.execute(
+                    f"INSERT INTO side.public_paths SELECT fl.id, {QUOTED_PATH} FROM file_locations AS fl "
+                    "JOIN storage_backends AS sb ON sb.id = fl.backend_id "
+                    "WHERE fl.status = 'active' AND sb.backend_type = 'object_storage' AND fl.locator IS NOT NULL "
+                    "ORDER BY fl.id"
+                )
+                conn.execute("COMMIT")
+                self._paths = True
         except sqlite3.Error:
-            self._covered = False  # locked, interrupted, ...: the read model is checked instead
+            pass  # locked, interrupted, odd ids, ...: the build does the work itself
         finally:
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+            self._paths_ready.set()
 
-    def result(self) -> tuple[str, ...]:
-        """Wait for the check; return the read-model tables it covered.
+    def _check_text(self, db: Database) -> None:
+        for table_name, source in self.COVERS.items():
+            columns = next(t.text_columns for t in TABLES if t.name == table_name)
+            found = find_invalid_utf8(db, f"[{source}]", "rowid", columns)
+            if found is not None:
+                rowid, column = found
+                ident = db.execute(f"SELECT id FROM [{source}] WHERE rowid = ?", [rowid]).fetchone()[0]
+                self._error = SourceError(
+                    f"invalid UTF-8 in {source}.{column} ({_ROW_LABEL[table_name]} {ident})",
+                    table=source,
+                    column=column,
+                    row=ident,
+                )
+                return
+
+    def paths_ready(self) -> bool:
+        """Wait for the encoded paths; True if ``side.public_paths`` holds them for the build's point in time.
 
         Raises:
-            SourceError: a covered table holds a value that is not UTF-8.
+            SourceError: the text check already found a value that is not UTF-8.
+        """
+        self._paths_ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self._paths
+
+    def result(self) -> tuple[str, ...]:
+        """Wait for the end; return the read-model tables whose text it checked.
+
+        Raises:
+            SourceError: a checked table holds a value that is not UTF-8.
         """
         self._finish()
         if self._error is not None:
@@ -359,7 +393,7 @@ class ParallelTextCheck:
         return tuple(self.COVERS) if self._covered else ()
 
     def abort(self) -> None:
-        """Stop the check early (the build failed) and release the connection."""
+        """Stop early (the build failed) and release the connection."""
         if self._thread is not None:
             self._conn.interrupt()
         self._finish()

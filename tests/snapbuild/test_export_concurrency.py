@@ -108,30 +108,55 @@ def test_a_rollback_journal_source_locked_by_a_writer_gives_a_clear_error(good_s
     assert run_export(source, tmp_path / "later", generated_at=GENERATED_AT, busy_timeout=0.2).changed
 
 
-def test_the_parallel_text_check_stands_in_only_for_the_same_point_in_time(plan_catalog: Path) -> None:
-    from snapbuild.source import ParallelTextCheck
+def test_the_side_reader_stands_in_only_for_the_same_point_in_time(plan_catalog: Path) -> None:
+    from snapbuild.source import SideReader
 
-    quiet = ParallelTextCheck(plan_catalog, 1.0)
+    quiet = SideReader(plan_catalog, plan_catalog.with_name("quiet-side"), 1.0)
     quiet.start()
+    assert quiet.paths_ready()
     assert quiet.result() == ("catalog_tracks", "catalog_playlists")
+    with sqlite3.connect(plan_catalog.with_name("quiet-side")) as scratch:
+        assert scratch.execute("select * from public_paths").fetchall() == [(9, "music/netease/test.flac")]
 
-    raced = ParallelTextCheck(plan_catalog, 1.0)
+    raced = SideReader(plan_catalog, plan_catalog.with_name("raced-side"), 1.0)
     with sqlite3.connect(plan_catalog) as writer:  # a commit after the build's point in time began
         writer.execute("update songs set name = 'changed' where id = 10")
     raced.start()
+    assert not raced.paths_ready()
     assert raced.result() == ()
 
 
-def test_the_read_model_is_checked_when_the_parallel_check_cannot_stand_in(
+def test_the_build_does_the_work_when_the_side_reader_cannot_stand_in(
     good_snapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from snapbuild.errors import SourceError
-    from snapbuild.source import ParallelTextCheck
+    from snapbuild.source import SideReader
 
     from .conftest import PLAN_ROWS
 
-    monkeypatch.setattr(ParallelTextCheck, "start", lambda self: None)  # as if a writer had committed
+    def as_if_a_writer_had_committed(self: SideReader) -> None:
+        self._paths_ready.set()
+
+    monkeypatch.setattr(SideReader, "start", as_if_a_writer_had_committed)
     source = write_catalog(tmp_path / "c.db", PLAN_ROWS, "update songs set singers = cast(x'ff41' as text) where id = 10")
     with pytest.raises(SourceError, match=r"invalid UTF-8 in songs\.singers \(songs id 10\)"):
         run_export(source, good_snapshot.dir, generated_at=GENERATED_AT)
     good_snapshot.assert_intact()
+
+
+def test_public_urls_are_the_same_with_or_without_the_side_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from snapbuild.source import SideReader
+
+    from .test_export import FILES_ROWS
+
+    source = write_catalog(tmp_path / "c.db", FILES_ROWS)
+    answers: list[bool] = []
+    original = SideReader.paths_ready
+    monkeypatch.setattr(SideReader, "paths_ready", lambda self: answers.append(original(self)) or answers[-1])
+    with_side = run_export(source, tmp_path / "a", generated_at=GENERATED_AT)
+    assert answers == [True]  # the build took the encoded paths from the side reader
+    monkeypatch.setattr(SideReader, "start", lambda self: self._paths_ready.set())
+    without = run_export(source, tmp_path / "b", generated_at=GENERATED_AT)
+    assert with_side.manifest == without.manifest
+    assert (tmp_path / "a" / "catalog_read.db").read_bytes() == (tmp_path / "b" / "catalog_read.db").read_bytes()
+    assert not [p for p in (tmp_path / "a").iterdir() if "side" in p.name]
