@@ -77,7 +77,7 @@ class KeyRing:
         TypeError: a secret or kid of the wrong type.
     """
 
-    __slots__ = ("_keys", "_by_kid", "_macs")
+    __slots__ = ("_keys", "_by_kid", "_macs", "_kid_macs")
 
     def __init__(self, keys: Iterable[tuple[str | None, str]]) -> None:
         pairs: list[tuple[str | None, str]] = []
@@ -104,6 +104,7 @@ class KeyRing:
         object.__setattr__(self, "_keys", tuple(pairs))
         object.__setattr__(self, "_macs", macs)
         object.__setattr__(self, "_by_kid", {kid: mac for kid, mac in zip(kids, macs) if kid is not None})
+        object.__setattr__(self, "_kid_macs", tuple(zip(kids, macs)))
 
     @classmethod
     def single(cls, secret: str) -> KeyRing:
@@ -510,28 +511,33 @@ def verify_origin_token(secret: Secret, token: object, now: float, *, leeway: fl
     if not (_canonical_segment(header_segment) and _canonical_segment(claims_segment)):
         raise TokenInvalid("segment is not canonical base64url")
 
-    # The header is needed to choose the key, so it is parsed before the MAC is
-    # checked (strictly, and bounded by the length check); the claims only after.
-    kid = _HEADER_KIDS.get(header_segment, _UNSEEN)
-    if kid is _UNSEEN:
-        kid = _header_kid(header_segment)
+    # Nothing is parsed before a MAC matched. A header seen before with a valid
+    # MAC is known (and names its key); any other is tried against each key and
+    # parsed only once one matched, which must then be the key its kid names.
     signing_input = data[: len(header_segment) + 1 + len(claims_segment)]
-    if kid is not None:
-        mac = ring._by_kid.get(kid)
+    known_kid = _HEADER_KIDS.get(header_segment, _UNSEEN)
+    if known_kid is _UNSEEN or known_kid is None:
+        candidates = ring._kid_macs
+    else:
+        mac = ring._by_kid.get(known_kid)
         if mac is None:
             raise TokenInvalid("unknown key id")
-        matched = hmac.compare_digest(ring._mac(mac, signing_input), mac_sent)
-    else:
-        matched = False
-        for mac in ring._macs:
-            if hmac.compare_digest(ring._mac(mac, signing_input), mac_sent):
-                matched = True
-                break
-    if not matched:
+        candidates = ((known_kid, mac),)
+    matched_kid: object = _UNSEEN
+    for key_kid, mac in candidates:
+        if hmac.compare_digest(ring._mac(mac, signing_input), mac_sent):
+            matched_kid = key_kid
+            break
+    if matched_kid is _UNSEEN:
         raise TokenInvalid("bad signature")
-    if len(_HEADER_KIDS) < _HEADER_CACHE_SIZE:
-        # Only headers that came with a valid MAC are remembered: no one without a key can fill this.
-        _HEADER_KIDS[header_segment] = kid
+    if known_kid is _UNSEEN:
+        header_kid = _header_kid(header_segment)
+        if header_kid is not None and header_kid != matched_kid:
+            # A token naming a kid is valid only under that key.
+            raise TokenInvalid("bad signature")
+        if len(_HEADER_KIDS) < _HEADER_CACHE_SIZE:
+            # Only headers that came with a valid MAC are remembered: no one without a key can fill this.
+            _HEADER_KIDS[header_segment] = header_kid
 
     claims = _decode_json(claims_segment, "claims")
     if not _is_text(claims.get("locator")) or not claims["locator"]:

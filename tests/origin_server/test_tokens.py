@@ -349,3 +349,15 @@ def test_one_ring_verifies_from_many_threads() -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(check, tokens * 20))
     assert results == [verify_origin_token(RING, t, NOW)["locator"] for t in tokens] * 20
+
+
+def test_no_json_is_parsed_before_the_mac_matched() -> None:
+    # A header that is not JSON, under a wrong MAC: refused for the MAC, never
+    # for what the header holds (the header was not parsed).
+    import base64
+
+    header = base64.urlsafe_b64encode(b"{not json").rstrip(b"=").decode()
+    good = create_origin_token(RING, "a.flac", NOW + 600)
+    claims, mac = good.split(".")[1:]
+    with pytest.raises(TokenInvalid, match="signature"):
+        verify_origin_token(RING, f"{header}.{claims}.{mac}", NOW)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from origin_server.tokens import KeyRing, create_origin_token, stream_url, verify_origin_token
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "mint"
@@ -39,8 +40,8 @@ def go_mint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mint(request: pytest.FixtureRequest, language: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run one language's example with a clean ORIGIN_* environment plus ``env``."""
     tool = TOOLS[language]
-    if tool and shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed: the {language} minting example cannot be run here")
+    if tool:
+        require_tool(tool)
     if language == "python":
         command = [sys.executable, str(EXAMPLES / "mint.py")]
     elif language == "node":
