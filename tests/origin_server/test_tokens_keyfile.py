@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -154,12 +152,3 @@ def test_read_key_file_refusals(tmp_path: Path) -> None:
         read_key_file(short)
     assert caught.value.line == 2 and caught.value.path == short
     assert str(caught.value) == f"{short}: line 2: secret shorter than 32 bytes"
-
-
-@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root (and Windows) can read a mode-000 file")
-def test_unreadable_key_file(tmp_path: Path) -> None:
-    path = tmp_path / "locked.keys"
-    path.write_text(SECRET_A, encoding="utf-8")
-    path.chmod(0)
-    with pytest.raises(ConfigError, match="cannot read"):
-        read_key_file(path)
