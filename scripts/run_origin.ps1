@@ -38,8 +38,9 @@ param(
     [int]$ConnectionLimit = 200,
     [string[]]$CorsOrigin = @(),
     [string]$TrustedProxy = "",
-    [ValidateSet("", "nginx")]
-    [string]$Offload = "",
+    # "nginx": answer with X-Accel-Redirect and let nginx send the bytes.
+    [ValidateSet("nginx")]
+    [string]$Offload,
     [string]$OffloadPrefix = "/_protected",
 
     # The Python interpreter that has the project installed.
