@@ -310,10 +310,14 @@ class SideReader:
         self._conn = sqlite3.connect(
             source_uri(path), uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
-        self._before = self._conn.execute("PRAGMA data_version").fetchone()[0]
-        self._conn.execute("ATTACH DATABASE ? AS side", [str(scratch)])
-        self._conn.execute("PRAGMA side.journal_mode = OFF")
-        self._conn.execute("PRAGMA side.synchronous = OFF")
+        try:
+            self._before = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            self._conn.execute("ATTACH DATABASE ? AS side", [str(scratch)])
+            self._conn.execute("PRAGMA side.journal_mode = OFF")
+            self._conn.execute("PRAGMA side.synchronous = OFF")
+        except sqlite3.Error:
+            self._conn.close()
+            raise
         self._conn.create_function(QUOTE_FUNCTION, 1, quote_path, deterministic=True)
         self._thread: threading.Thread | None = None
         self._paths_ready = threading.Event()
