@@ -13,6 +13,7 @@ transaction, so every table sees the same point in time.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,13 +48,13 @@ TABLES: tuple[ReadTable, ...] = (
         ("playlist_id",),
         """CREATE TABLE catalog_playlists (
     playlist_id INTEGER PRIMARY KEY NOT NULL,
-    platform TEXT NOT NULL,
-    remote_playlist_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    description TEXT,
-    cover_url TEXT,
-    play_count INTEGER NOT NULL,
-    song_count INTEGER NOT NULL
+    platform TEXT NOT NULL CHECK (platform = CAST(platform AS TEXT)),
+    remote_playlist_id TEXT NOT NULL CHECK (remote_playlist_id = CAST(remote_playlist_id AS TEXT)),
+    name TEXT NOT NULL CHECK (name = CAST(name AS TEXT)),
+    description TEXT CHECK (description = CAST(description AS TEXT)),
+    cover_url TEXT CHECK (cover_url = CAST(cover_url AS TEXT)),
+    play_count INTEGER NOT NULL CHECK (play_count = CAST(play_count AS INTEGER)),
+    song_count INTEGER NOT NULL CHECK (song_count = CAST(song_count AS INTEGER))
 )""",
         "playlists",
         ("platform", "remote_playlist_id", "name", "description", "cover_url"),
@@ -63,13 +64,13 @@ TABLES: tuple[ReadTable, ...] = (
         ("song_id",),
         """CREATE TABLE catalog_tracks (
     song_id INTEGER PRIMARY KEY NOT NULL,
-    platform TEXT NOT NULL,
-    remote_song_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    singers TEXT,
-    ext TEXT,
-    file_size_bytes INTEGER,
-    metadata_json TEXT
+    platform TEXT NOT NULL CHECK (platform = CAST(platform AS TEXT)),
+    remote_song_id TEXT NOT NULL CHECK (remote_song_id = CAST(remote_song_id AS TEXT)),
+    name TEXT NOT NULL CHECK (name = CAST(name AS TEXT)),
+    singers TEXT CHECK (singers = CAST(singers AS TEXT)),
+    ext TEXT CHECK (ext = CAST(ext AS TEXT)),
+    file_size_bytes INTEGER CHECK (file_size_bytes = CAST(file_size_bytes AS INTEGER)),
+    metadata_json TEXT CHECK (metadata_json = CAST(metadata_json AS TEXT))
 )""",
         "songs",
         ("platform", "remote_song_id", "name", "singers", "ext", "metadata_json"),
@@ -79,7 +80,7 @@ TABLES: tuple[ReadTable, ...] = (
         ("playlist_id", "position", "song_id"),
         """CREATE TABLE catalog_playlist_tracks (
     playlist_id INTEGER NOT NULL,
-    position INTEGER NOT NULL,
+    position INTEGER NOT NULL CHECK (position = CAST(position AS INTEGER)),
     song_id INTEGER NOT NULL,
     PRIMARY KEY (playlist_id, position, song_id)
 ) WITHOUT ROWID""",
@@ -92,15 +93,15 @@ TABLES: tuple[ReadTable, ...] = (
         """CREATE TABLE catalog_track_files (
     location_id INTEGER PRIMARY KEY NOT NULL,
     song_id INTEGER NOT NULL,
-    quality_label TEXT,
-    ext TEXT,
-    file_size_bytes INTEGER,
-    backend_type TEXT NOT NULL,
-    backend_name TEXT NOT NULL,
-    locator TEXT NOT NULL,
-    public_url TEXT,
-    status TEXT NOT NULL,
-    is_primary INTEGER NOT NULL
+    quality_label TEXT CHECK (quality_label = CAST(quality_label AS TEXT)),
+    ext TEXT CHECK (ext = CAST(ext AS TEXT)),
+    file_size_bytes INTEGER CHECK (file_size_bytes = CAST(file_size_bytes AS INTEGER)),
+    backend_type TEXT NOT NULL CHECK (backend_type = CAST(backend_type AS TEXT)),
+    backend_name TEXT NOT NULL CHECK (backend_name = CAST(backend_name AS TEXT)),
+    locator TEXT NOT NULL CHECK (locator = CAST(locator AS TEXT)),
+    public_url TEXT CHECK (public_url = CAST(public_url AS TEXT)),
+    status TEXT NOT NULL CHECK (status = CAST(status AS TEXT)),
+    is_primary INTEGER NOT NULL CHECK (is_primary = CAST(is_primary AS INTEGER))
 )""",
         "file_locations",
         # backend_type / backend_name come from the few storage_backends rows and
@@ -111,15 +112,15 @@ TABLES: tuple[ReadTable, ...] = (
         "catalog_toplists",
         ("toplist_id", "playlist_id"),
         """CREATE TABLE catalog_toplists (
-    toplist_id TEXT NOT NULL,
+    toplist_id TEXT NOT NULL CHECK (toplist_id = CAST(toplist_id AS TEXT)),
     playlist_id INTEGER NOT NULL,
-    platform TEXT NOT NULL,
-    name TEXT NOT NULL,
-    description TEXT,
-    cover_url TEXT,
-    play_count INTEGER NOT NULL,
-    song_count INTEGER NOT NULL,
-    group_name TEXT NOT NULL,
+    platform TEXT NOT NULL CHECK (platform = CAST(platform AS TEXT)),
+    name TEXT NOT NULL CHECK (name = CAST(name AS TEXT)),
+    description TEXT CHECK (description = CAST(description AS TEXT)),
+    cover_url TEXT CHECK (cover_url = CAST(cover_url AS TEXT)),
+    play_count INTEGER NOT NULL CHECK (play_count = CAST(play_count AS INTEGER)),
+    song_count INTEGER NOT NULL CHECK (song_count = CAST(song_count AS INTEGER)),
+    group_name TEXT NOT NULL CHECK (group_name = CAST(group_name AS TEXT)),
     PRIMARY KEY (toplist_id, playlist_id)
 ) WITHOUT ROWID""",
         "pool_playlists",
@@ -214,9 +215,24 @@ JOIN main.catalog_playlists AS p ON p.playlist_id = rel.playlist_id
 WHERE pp.pool_kind = 'toplist'
 ORDER BY +pp.external_id, +p.playlist_id, +pp.id"""
 
-#: Where a NULL that a read-model column refuses comes from: the source table,
-#: its column, and the condition that makes the row part of the read model.
-NULL_SOURCES: dict[str, tuple[str, str, str]] = {
+_ACTIVE_ASSET = "id IN (SELECT file_asset_id FROM src.file_locations WHERE status = 'active')"
+
+#: Where a value that a read-model column refuses (a NULL, a wrong type) comes
+#: from: the source table, its column, and the condition that makes the row
+#: part of the read model.
+COLUMN_SOURCES: dict[str, tuple[str, str, str]] = {
+    "catalog_playlists.description": ("playlists", "description", "1"),
+    "catalog_playlists.cover_url": ("playlists", "cover_url", "1"),
+    "catalog_playlists.play_count": ("playlists", "play_count", "1"),
+    "catalog_playlists.song_count": ("playlists", "collected_song_count", "1"),
+    "catalog_tracks.singers": ("songs", "singers", "1"),
+    "catalog_tracks.ext": ("songs", "ext", "1"),
+    "catalog_tracks.file_size_bytes": ("songs", "file_size_bytes", "1"),
+    "catalog_tracks.metadata_json": ("songs", "metadata_json", "1"),
+    "catalog_track_files.quality_label": ("file_assets", "quality_label", _ACTIVE_ASSET),
+    "catalog_track_files.ext": ("file_assets", "ext", _ACTIVE_ASSET),
+    "catalog_track_files.file_size_bytes": ("file_assets", "file_size_bytes", _ACTIVE_ASSET),
+    "catalog_track_files.status": ("file_locations", "status", "status = 'active'"),
     "catalog_playlists.playlist_id": ("playlists", "id", "1"),
     "catalog_playlists.platform": ("playlists", "platform", "1"),
     "catalog_playlists.remote_playlist_id": ("playlists", "remote_playlist_id", "1"),
@@ -231,11 +247,7 @@ NULL_SOURCES: dict[str, tuple[str, str, str]] = {
     "catalog_track_files.location_id": ("file_locations", "id", "status = 'active'"),
     "catalog_track_files.locator": ("file_locations", "locator", "status = 'active'"),
     "catalog_track_files.is_primary": ("file_locations", "is_primary", "status = 'active'"),
-    "catalog_track_files.song_id": (
-        "file_assets",
-        "song_id",
-        "id IN (SELECT file_asset_id FROM src.file_locations WHERE status = 'active')",
-    ),
+    "catalog_track_files.song_id": ("file_assets", "song_id", _ACTIVE_ASSET),
     "catalog_track_files.backend_type": (
         "storage_backends",
         "backend_type",
@@ -316,7 +328,7 @@ def _constraint(error: sqlite3.IntegrityError) -> tuple[str, str]:
 
 def _raise_null(db: Database, where: str) -> None:
     """Name the first source row whose NULL broke the read-model column ``where``."""
-    table, column, condition = NULL_SOURCES.get(where, ("", "", ""))
+    table, column, condition = COLUMN_SOURCES.get(where, ("", "", ""))
     if table:
         # Entity tables name a row by its id; the link tables have none, so by rowid.
         ident = "rowid" if table in _LINK_TABLES else "id"
@@ -332,6 +344,59 @@ def _raise_null(db: Database, where: str) -> None:
                 row=row[0],
             )
     raise SourceError(f"the source holds a NULL where {where} needs a value")
+
+
+# The read model's type checks read "x = CAST(x AS INTEGER)" (or TEXT): after
+# SQLite's type affinity, a value equals its cast only if it has that type.
+# (typeof() would say the same, at several times the cost per row.)
+_TYPE_CHECK = re.compile(r"(\w+) = CAST\(\w+ AS (INTEGER|TEXT)\)")
+
+
+def _raise_type(db: Database, table: str, check: str) -> None:
+    """Name the first source row whose value has a type the read-model column refuses.
+
+    The read model declares each column's type with a CHECK (applied after
+    SQLite's type affinity, so '12' into an INTEGER column is fine; 'big' is not).
+    """
+    match = _TYPE_CHECK.search(check)
+    where = f"{table}.{match.group(1)}" if match else table
+    source, column, condition = COLUMN_SOURCES.get(where, ("", "", ""))
+    wants = "an integer" if match is None or match.group(2) == "INTEGER" else "text"
+    if source:
+        ident = "rowid" if source in _LINK_TABLES else "id"
+        if wants == "text":
+            bad = f"typeof([{column}]) = 'blob'"
+        else:
+            bad = (
+                f"(typeof([{column}]) IN ('text', 'blob') OR "
+                f"(typeof([{column}]) = 'real' AND [{column}] <> CAST([{column}] AS INTEGER)))"
+            )
+        row = db.execute(
+            f"SELECT {ident}, typeof([{column}]) FROM src.[{source}] WHERE {bad} AND ({condition}) "
+            f"ORDER BY {ident} LIMIT 1"
+        ).fetchone()
+        if row is not None:
+            raise SourceError(
+                f"wrong type in {source}.{column} ({ident} {row[0]}): a {row[1]} value where {where} needs {wants}",
+                table=source,
+                column=column,
+                row=row[0],
+            )
+    raise SourceError(f"the source holds a value of the wrong type where {where} needs {wants}")
+
+
+def _check_type(db: Database, where: str, wants: str) -> None:
+    """Raise if a source value would break the CHECK of ``where`` (for OR IGNORE inserts, which skip them)."""
+    table, column = where.split(".")
+    _raise_type_if_any(db, table, f"{column} = CAST({column} AS {wants.upper()})")
+
+
+def _raise_type_if_any(db: Database, table: str, check: str) -> None:
+    try:
+        _raise_type(db, table, check)
+    except SourceError as error:
+        if error.table is not None:
+            raise
 
 
 def _raise_duplicate_id(db: Database, table: str) -> None:
@@ -363,14 +428,16 @@ def _raise_id_problem(db: Database, source: str, kind: str, error: sqlite3.Error
     )
 
 
-def _insert_entities(db: Database, sql: str, source: str) -> int:
-    """Insert an entity table (playlists or tracks); NULLs and duplicate ids are errors."""
+def _insert_entities(db: Database, sql: str, table: str, source: str) -> int:
+    """Insert an entity table (playlists or tracks); NULLs, wrong types and duplicate ids are errors."""
     try:
         return db.execute(sql).rowcount
     except sqlite3.IntegrityError as error:
         kind, where = _constraint(error)
         if kind == "NOT NULL":
             _raise_null(db, where)
+        if kind == "CHECK":
+            _raise_type(db, table, where)
         _raise_id_problem(db, source, kind, error)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -383,10 +450,13 @@ def _insert_playlist_tracks(db: Database, stats: BuildStats) -> int:
         kind, where = _constraint(error)
         if kind == "NOT NULL":
             _raise_null(db, where)
-    # Duplicate rows (the statement was rolled back). Rule out NULLs first, since
-    # OR IGNORE would skip them silently, then count what OR IGNORE drops.
+        if kind == "CHECK":
+            _raise_type(db, "catalog_playlist_tracks", where)
+    # Duplicate rows (the statement was rolled back). Rule out NULLs and wrong
+    # types first, since OR IGNORE would skip them silently, then count what it drops.
     for column in ("playlist_id", "position", "song_id"):
         _check_no_null(db, f"catalog_playlist_tracks.{column}")
+    _check_type(db, "catalog_playlist_tracks.position", "integer")
     inserted = db.execute(INSERT_PLAYLIST_TRACKS.format(conflict="OR IGNORE ")).rowcount
     total = db.execute("SELECT count(*) FROM src.playlist_songs").fetchone()[0]
     stats.repair("playlist_tracks_duplicate_rows", total - inserted)
@@ -394,7 +464,7 @@ def _insert_playlist_tracks(db: Database, stats: BuildStats) -> int:
 
 
 def _check_no_null(db: Database, where: str) -> None:
-    table, column, condition = NULL_SOURCES[where]
+    table, column, condition = COLUMN_SOURCES[where]
     row = db.execute(
         f"SELECT 1 FROM src.[{table}] WHERE [{column}] IS NULL AND ({condition}) LIMIT 1"
     ).fetchone()
@@ -433,13 +503,18 @@ class _IdSet:
     def missing(self, column: str) -> str:
         """An SQL condition, true when ``column`` (never NULL) names no row of the table."""
         name = self.table
+        # A value that is not an integer (text, a fraction, a blob) names no row.
+        not_an_id = f"{column} <> CAST({column} AS INTEGER)"  # cheaper than typeof() per row
         if self._mode == "range":
-            return f"({column} NOT BETWEEN :{name}_low AND :{name}_high)"
+            return f"({not_an_id} OR {column} NOT BETWEEN :{name}_low AND :{name}_high)"
         if self._mode == "map":
             # The low test first: substr() counts a negative start from the end
             # (past the end it gives '', which is "missing" as it should be).
-            return f"({column} < :{name}_low OR substr(:{name}_map, {column} - :{name}_low + 1, 1) IS NOT x'01')"
-        return f"({column} NOT IN (SELECT +{self.key} FROM {name}))"
+            return (
+                f"({not_an_id} OR {column} < :{name}_low OR "
+                f"substr(:{name}_map, {column} - :{name}_low + 1, 1) IS NOT x'01')"
+            )
+        return f"({not_an_id} OR {column} NOT IN (SELECT +{self.key} FROM {name}))"
 
 
 def _position_pairs(db: Database) -> int:
@@ -479,6 +554,8 @@ def _insert_track_files(db: Database, stats: BuildStats, side_paths: bool) -> in
         inserted = db.execute(insert_track_files_sql(side_paths=side_paths)).rowcount
     except sqlite3.IntegrityError as error:
         kind, where = _constraint(error)
+        if kind == "CHECK":
+            _raise_type(db, "catalog_track_files", where)
         if kind != "NOT NULL":
             _raise_id_problem(db, "file_locations", kind, error)
         active = "fl.status = 'active'"
@@ -511,6 +588,7 @@ def _insert_toplists(db: Database, stats: BuildStats) -> int:
     """Insert the toplist rows; pool rows naming a missing playlist, or repeated, are dropped and counted."""
     for column in ("toplist_id", "group_name"):
         _check_no_null(db, f"catalog_toplists.{column}")
+        _check_type(db, f"catalog_toplists.{column}", "text")
     in_toplists, with_playlist = db.execute(
         "SELECT count(*), count(p.playlist_id) FROM src.pool_playlists AS rel "
         "JOIN src.playlist_pools AS pp ON pp.id = rel.pool_id "
@@ -545,9 +623,9 @@ def build_tables(
         db.execute(table.ddl)
     counts = stats.table_counts
     report("catalog_playlists", 0, steps)
-    counts["catalog_playlists"] = _insert_entities(db, INSERT_PLAYLISTS, "playlists")
+    counts["catalog_playlists"] = _insert_entities(db, INSERT_PLAYLISTS, "catalog_playlists", "playlists")
     report("catalog_tracks", 1, steps)
-    counts["catalog_tracks"] = _insert_entities(db, INSERT_TRACKS, "songs")
+    counts["catalog_tracks"] = _insert_entities(db, INSERT_TRACKS, "catalog_tracks", "songs")
     report("catalog_playlist_tracks", 2, steps)
     counts["catalog_playlist_tracks"] = _check_playlist_tracks(db, stats, _insert_playlist_tracks(db, stats))
     report("catalog_track_files", 3, steps)

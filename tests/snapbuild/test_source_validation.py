@@ -325,3 +325,47 @@ def test_a_non_integer_id(good_snapshot, tmp_path: Path) -> None:
         schema=LOOSE_SCHEMA,
     )
     assert "songs.id must be an integer (found 'x-11')" in export_fails(source, good_snapshot)
+
+
+@pytest.mark.parametrize(
+    "script, where",
+    [
+        ("insert into playlist_songs values (1, 10, 'first')", "playlist_songs.position (rowid 2): a text value"),
+        ("update songs set file_size_bytes = 'big' where id = 10", "songs.file_size_bytes (id 10): a text value"),
+        ("update songs set file_size_bytes = 1.5 where id = 10", "songs.file_size_bytes (id 10): a real value"),
+        ("update songs set name = x'00ff' where id = 10", "songs.name (id 10): a blob value"),
+        ("update playlists set play_count = 'many' where id = 1", "playlists.play_count (id 1): a text value"),
+        ("update file_locations set is_primary = x'00ff' where id = 9", "file_locations.is_primary (id 9): a blob value"),
+        ("update file_assets set quality_label = x'01' where id = 7", "file_assets.quality_label (id 7): a blob value"),
+        ("update playlist_pools set external_id = x'0102' where id = 5", "playlist_pools.external_id (id 5): a blob value"),
+    ],
+)
+def test_values_of_the_wrong_type(good_snapshot, tmp_path: Path, script: str, where: str) -> None:
+    source = write_catalog(tmp_path / "c.db", PLAN_ROWS, script)
+    assert f"wrong type in {where}" in export_fails(source, good_snapshot)
+
+
+def test_numbers_written_as_text_are_taken_as_numbers(tmp_path: Path) -> None:
+    source = write_catalog(
+        tmp_path / "c.db", PLAN_ROWS, "update songs set file_size_bytes = '42', name = 12 where id = 10", schema=LOOSE_SCHEMA
+    )
+    repairs, got = export_rows(source, tmp_path / "s", "select name, file_size_bytes from catalog_tracks")
+    assert got == [("12", 42)] and repairs == {}
+
+
+def test_ids_that_are_not_integers_name_no_row(tmp_path: Path) -> None:
+    source = write_catalog(
+        tmp_path / "c.db", PLAN_ROWS, SONGS,
+        "insert into playlist_songs values (1, 'abc', 2); insert into playlist_songs values (1, 11.5, 3);",
+    )
+    repairs, got = export_rows(source, tmp_path / "s", "select * from catalog_playlist_tracks")
+    assert got == [(1, 1, 10)]
+    assert repairs == {"playlist_tracks_missing_song": 2}
+
+
+def test_a_duplicate_row_does_not_hide_a_wrong_type(good_snapshot, tmp_path: Path) -> None:
+    source = write_catalog(
+        tmp_path / "c.db", PLAN_ROWS,
+        "insert into playlist_songs values (1, 10, 1); insert into playlist_songs values (1, 10, x'01');",
+    )
+    assert "wrong type in playlist_songs.position" in export_fails(source, good_snapshot)
