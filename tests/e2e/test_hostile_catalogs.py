@@ -122,34 +122,19 @@ SOURCE_CASES: list[tuple[str, Callable[[Path], None], str, tuple[str, ...]]] = [
         (),
     ),
     ("duplicate-ids", _relax("songs", "insert into songs select * from songs where id = 3"), ERROR, ("songs.id", "3")),
-    (
-        "wrong-column-types",
-        _sql("update playlist_songs set position = 'first' where rowid = 1",
-             "update songs set file_size_bytes = 'big' where id = 4",
-             "update file_locations set is_primary = x'00ff' where id = 1"),
-        ERROR,
-        (),
-    ),
+    ("wrong-type-text-position", _sql("update playlist_songs set position = 'first' where rowid = 1"), ERROR,
+     ("playlist_songs.position",)),
+    ("wrong-type-text-size", _sql("update songs set file_size_bytes = 'big' where id = 4"), ERROR,
+     ("songs.file_size_bytes", "4")),
+    ("wrong-type-blob-flag", _sql("update file_locations set is_primary = x'00ff' where id = 1"), ERROR,
+     ("file_locations.is_primary", "1")),
+    ("wrong-type-real-count", _sql("update playlists set play_count = 1.5 where id = 3"), ERROR,
+     ("playlists.play_count", "3")),
     ("text-where-an-id-belongs", _sql("update playlist_songs set song_id = 'abc' where rowid = 2"), REPAIR, ()),
     ("huge-text-values", _sql("update songs set name = hex(randomblob(4000000)) where id = 3",
                               "update songs set metadata_json = '[' || replace(hex(zeroblob(2000000)), '00', '1,') || '1]' where id = 4"),
      EITHER, ()),
 ]
-
-
-# Cases where snapbuild does not yet do what it must; strict, so a fix makes them fail until removed here.
-KNOWN_BUGS = {
-    "wrong-column-types": "export copies a text position, a text file size and a blob flag into the read model "
-    "silently (a silently broken read model); it must refuse them, or repair them and count it",
-}
-
-
-def source_cases() -> list[object]:
-    return [
-        pytest.param(*case, id=case[0], marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[case[0]])]
-                     if case[0] in KNOWN_BUGS else [])
-        for case in SOURCE_CASES
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +189,7 @@ def assert_one_line_error(result: object, words: tuple[str, ...] = ()) -> None:
         assert word in stderr, (word, stderr)
 
 
-@pytest.mark.parametrize(("case", "damage", "expected", "words"), source_cases())
+@pytest.mark.parametrize(("case", "damage", "expected", "words"), SOURCE_CASES, ids=[c[0] for c in SOURCE_CASES])
 def test_malformed_source_catalog(
     workspace: dict[str, Path], case: str, damage: Callable[[Path], None], expected: str, words: tuple[str, ...]
 ) -> None:
