@@ -285,6 +285,36 @@ def ensure_repo(repo_path: str | os.PathLike[str]) -> Path:
     return ensure_repo(path)
 
 
+def require_snapshot_repo(git_dir: str | os.PathLike[str]) -> None:
+    """Refuse a repository that is not a snapshot repository, before anything touches it.
+
+    Called before the lock, the config and the export, so pointing ``--repo`` at
+    another project's repository changes nothing there (nor in the target).
+    Empty repositories are fine: ``git init --bare`` makes a valid first home.
+
+    Raises:
+        RepoError: ``main`` holds no snapshot, or there is no ``main`` but other refs.
+    """
+    with _reading(git_dir) as repo:
+        try:
+            main = repo.refs[BRANCH_REF]
+        except KeyError:
+            others = [ref for ref in repo.refs.allkeys() if ref != b"HEAD"]
+            if others:
+                raise RepoError(
+                    f"{git_dir} is not a snapshot repository: it has no {BRANCH_REF.decode()} but other refs "
+                    f"({others[0].decode()}); use an empty or snapbuild-made repository",
+                    path=git_dir,
+                ) from None
+            return
+        try:
+            _snapshot_entries(repo, main)
+        except RepoError:
+            raise RepoError(
+                f"{git_dir} is not a snapshot repository: {BRANCH_REF.decode()} holds no snapshot", path=git_dir
+            ) from None
+
+
 def _configure(repo: Repo) -> bool:
     """Set the repository config snapbuild relies on; return True if it changed."""
     config = repo.get_config()
@@ -772,6 +802,7 @@ def commit_snapshot(
     """
     author_bytes = parse_author(author)
     git_dir = ensure_repo(repo_path)
+    require_snapshot_repo(git_dir)
     with repo_lock(git_dir, lock_timeout):
         return _commit_locked(git_dir, Path(snapshot_dir), author_bytes)
 
@@ -800,6 +831,7 @@ def export_and_commit(
 
     author_bytes = parse_author(author)
     git_dir = ensure_repo(repo_path)
+    require_snapshot_repo(git_dir)
     with repo_lock(git_dir, lock_timeout):
         snapshot_dir = Path(target_dir) if target_dir is not None else git_dir / STAGING_NAME
         try:
