@@ -154,7 +154,7 @@ def textconv_command(file: Path) -> None:
     from .textconv import dump_database
 
     # The console's encoding (cp1252 on Windows) must not decide the bytes git compares.
-    out = io.TextIOWrapper(click.get_binary_stream("stdout"), encoding="utf-8", newline="\n", write_through=False)
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n", write_through=False)
     try:
         dump_database(file, out)
         out.flush()
