@@ -320,15 +320,18 @@ def recover_target(target: Path) -> None:
 
 
 def _publish(target: Path, temp_db: Path, manifest: SnapshotManifest) -> None:
-    """Replace the database, then the manifest (the commit point), each atomically and durably."""
+    """Replace the database, then the manifest (the commit point), each atomically, then make both durable."""
     pending = target / PENDING_MANIFEST
     try:
         with open(pending, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(manifest.to_json())
             handle.flush()
             os.fsync(handle.fileno())
+        # Back to back, nothing between them: the only moment a kill leaves the
+        # new database beside the old manifest is between these two syscalls
+        # (and recover_target finishes such a pair). One fsync of the directory
+        # then makes both renames durable.
         os.replace(temp_db, target / DB_NAME)
-        _fsync_dir(target)
         os.replace(pending, target / MANIFEST_NAME)
         _fsync_dir(target)
     except OSError as error:
