@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -39,11 +41,21 @@ def require_tool(name: str) -> str:
     instead: CI installs every tool the suite needs, so a skip there would
     hide a broken install step.
     """
-    import shutil
-
     path = shutil.which(name)
     if path is None:
         if os.environ.get("CI"):
             pytest.fail(f"{name} is required in CI but is not installed")
         pytest.skip(f"{name} is not installed")
     return path
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
+    """Terminate a server the tests started, then kill it if it does not exit in time."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)

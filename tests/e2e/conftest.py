@@ -18,6 +18,8 @@ from pathlib import Path
 
 import requests
 
+from tests.conftest import stop_process
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # 32+ bytes, as `origin-server serve` requires; test-only, never a real secret.
@@ -175,10 +177,5 @@ def origin_server(
             time.sleep(0.1)
         yield OriginProcess(process, base_url, log_path)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        stop_process(process, timeout=15)
 

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import falcon.testing
-from waitress import wasyncore
 import pytest
+from waitress import wasyncore
 
 from origin_server.app import create_app
 from origin_server.config import OriginConfig
 from origin_server.server import make_server
 from origin_server.tokens import KeyRing, create_origin_token
+from tests.conftest import stop_process
 
 SECRET = "s3cret-for-tests-0123456789abcdef-0123456789"
 NOW = 1_800_000_000.0
@@ -186,10 +187,4 @@ def cli_server(args: list[str], *, env: dict[str, str] | None = None, timeout: f
         port = int(match.group(1))
         yield Running(url=f"http://127.0.0.1:{port}", port=port), process
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        stop_process(process)

@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.conftest import stop_process
+
 # The internal location of docs/origin.md: nginx copies Content-Type,
 # Content-Disposition and Cache-Control from the origin's answer by itself;
 # the others are re-added from $upstream_http_* (an empty value adds nothing).
@@ -116,10 +118,4 @@ def start(nginx: str, config: Path, port: int, *, timeout: float = 10) -> subpro
 
 def stop(process: subprocess.Popen) -> None:
     """Stop an nginx started by :func:`start` (master and its workers)."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+    stop_process(process)
