@@ -225,7 +225,7 @@ def build_snapshot_db(
             check_small_tables_utf8(db)
             check_backends(db)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            stats = build_tables(db, progress, side.paths_ready)
+            stats = build_tables(db, progress, side.paths_ready, side.types_checked)
             db.execute("COMMIT")
             stats.utf8_checked = side.result()
             side = None

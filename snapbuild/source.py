@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from .errors import SourceBusyError, SourceError
-from .readmodel import QUOTE_FUNCTION, QUOTED_PATH, TABLES, quote_path
+from .readmodel import QUOTE_FUNCTION, QUOTED_PATH, TABLES, TYPE_SCANNED, quote_path, source_type_filters
 
 _MAGIC = b"SQLite format 3\x00"
 _HEADER_SIZE = 100
@@ -218,19 +218,32 @@ def find_invalid_utf8(
     call, which keeps the pass cheap; a chunk that fails is rescanned row by
     row to name the value. ``key`` must be unique and indexed (a rowid).
     """
+    return scan_text(db, relation, key, columns)[0]
+
+
+def scan_text(
+    db: Database, relation: str, key: str, columns: Sequence[str], flag: str = "0"
+) -> tuple[tuple[object, str] | None, bool]:
+    """:func:`find_invalid_utf8`, plus whether the SQL condition ``flag`` held for any row it read.
+
+    The condition rides along in the same pass (a type check, say), so it
+    costs no second scan. The scan stops at the first invalid value.
+    """
     # One aggregate per column, separated by an ASCII byte so that two broken
     # halves can never join into a valid character.
     blobs = ", ".join(f"CAST(group_concat([{c}], char(30)) AS BLOB)" for c in columns)
     selected = ", ".join(f"[{c}]" for c in columns)
     chunk = (
-        f"SELECT min(k), max(k), {blobs} FROM (SELECT {key} AS k, {selected} FROM {relation} "
-        f"WHERE {key} {{op}} ? ORDER BY {key} LIMIT {_UTF8_CHUNK_ROWS})"
+        f"SELECT min(k), max(k), max(f), {blobs} FROM (SELECT {key} AS k, ({flag}) AS f, {selected} "
+        f"FROM {relation} WHERE {key} {{op}} ? ORDER BY {key} LIMIT {_UTF8_CHUNK_ROWS})"
     )
+    flagged = False
     op, last = ">=", db.execute(f"SELECT min({key}) FROM {relation}").fetchone()[0]
     while last is not None:
-        low, high, *values = db.execute(chunk.format(op=op), [last]).fetchone()
+        low, high, hit, *values = db.execute(chunk.format(op=op), [last]).fetchone()
         if high is None:
-            return None
+            return None, flagged
+        flagged = flagged or bool(hit)
         try:
             for blob in values:
                 if blob is not None:
@@ -246,10 +259,10 @@ def find_invalid_utf8(
                         if value is not None:
                             value.decode("utf-8")
                     except UnicodeDecodeError:
-                        return ident, column
-            return None  # pragma: no cover - the chunk held the bad value
+                        return (ident, column), flagged
+            return None, flagged  # pragma: no cover - the chunk held the bad value
         op, last = ">", high
-    return None
+    return None, flagged
 
 
 def check_utf8_file(path: Path, tables: Sequence[str]) -> None:
@@ -296,11 +309,17 @@ class SideReader:
     object-storage file into ``side.public_paths`` in a scratch database that
     the build attaches, so that the build's own thread does neither.
 
+    Last, it looks for values of the wrong type in the source rows of the
+    read-model tables (TYPE_SCANNED), the two text tables' in the same pass as
+    their text, so that the build inserts without a per-row type check.
+
     It only counts if it reads the same point in time as the build: it records
     ``PRAGMA data_version`` before the build's read transaction starts and
-    again inside its own, later one; any commit in between makes them differ.
-    Then (or on any error of its own) it stands in for nothing, and the build
-    encodes the paths and the export checks those tables itself.
+    again inside each of its own, later ones; any commit in between makes them
+    differ. Then (or on any error of its own) it stands in for nothing, and the
+    build encodes the paths and the export checks those tables itself. A
+    source row that may hold a wrong type (text in an integer column may be a
+    number written as text) also leaves its table to the build's exact check.
     """
 
     #: The read-model tables the text check stands for, and their source tables.
@@ -324,6 +343,7 @@ class SideReader:
         self._same_time = False
         self._covered = False
         self._paths = False
+        self._typed: list[str] = []
         self._error: SourceError | None = None
 
     def start(self) -> None:
@@ -334,22 +354,25 @@ class SideReader:
     def _run(self) -> None:
         conn = self._conn
         try:
-            conn.execute("BEGIN")
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            if conn.execute("PRAGMA data_version").fetchone()[0] != self._before:
-                return  # a writer committed in between: not the build's point in time
-            self._check_text(Database(conn, recursive_triggers=False, execute_plugins=False))
-            self._covered = True
-            if self._error is None:
-                conn.execute("CREATE TABLE side.public_paths (location_id INTEGER PRIMARY KEY, path TEXT NOT NULL)")
-                conn.execute(
-                    f"INSERT INTO side.public_paths SELECT fl.id, {QUOTED_PATH} FROM file_locations AS fl "
-                    "JOIN storage_backends AS sb ON sb.id = fl.backend_id "
-                    "WHERE fl.status = 'active' AND sb.backend_type = 'object_storage' AND fl.locator IS NOT NULL "
-                    "ORDER BY fl.id"
-                )
-                conn.execute("COMMIT")
-                self._paths = True
+            if not self._begin_same_time():
+                return
+            # The paths first: the build waits for them before its files, and
+            # the checks then overlap the build's single-threaded stages
+            # rather than its sort, which uses both cores.
+            conn.execute("CREATE TABLE side.public_paths (location_id INTEGER PRIMARY KEY, path TEXT NOT NULL)")
+            conn.execute(
+                f"INSERT INTO side.public_paths SELECT fl.id, {QUOTED_PATH} FROM file_locations AS fl "
+                "JOIN storage_backends AS sb ON sb.id = fl.backend_id "
+                "WHERE fl.status = 'active' AND sb.backend_type = 'object_storage' AND fl.locator IS NOT NULL "
+                "ORDER BY fl.id"
+            )
+            conn.execute("COMMIT")
+            self._paths = True
+            self._paths_ready.set()
+            if self._begin_same_time():
+                self._covered = self._check_text(Database(conn, recursive_triggers=False, execute_plugins=False))
+                if self._error is None:
+                    self._check_types(conn)
         except sqlite3.Error:
             pass  # locked, interrupted, odd ids, ...: the build does the work itself
         finally:
@@ -359,10 +382,35 @@ class SideReader:
                 pass
             self._paths_ready.set()
 
-    def _check_text(self, db: Database) -> None:
+    def _begin_same_time(self) -> bool:
+        """Open a read transaction; True if it sees the build's point in time (no commit since)."""
+        self._conn.execute("BEGIN")
+        self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return self._conn.execute("PRAGMA data_version").fetchone()[0] == self._before
+
+    def _check_types(self, conn: sqlite3.Connection) -> None:
+        for table in TYPE_SCANNED:
+            if table in self.COVERS:
+                continue  # done in the pass over their text
+            filters = source_type_filters(table)
+            if all(
+                conn.execute(f"SELECT 1 FROM [{source}] WHERE {where} LIMIT 1").fetchone() is None
+                for source, where in filters.items()
+            ):
+                self._typed.append(table)
+
+    def _check_text(self, db: Database) -> bool:
+        """Check the text (and types) of COVERS; False if it leaves the text to the build."""
         for table_name, source in self.COVERS.items():
             columns = next(t.text_columns for t in TABLES if t.name == table_name)
-            found = find_invalid_utf8(db, f"[{source}]", "rowid", columns)
+            ((_, may_be_mistyped),) = source_type_filters(table_name).items()
+            found, flagged = scan_text(db, f"[{source}]", "rowid", columns, may_be_mistyped)
+            if found is None and not flagged:
+                self._typed.append(table_name)
+            if found is not None and flagged:
+                # A wrong type (a blob of bad bytes, say) is reported before
+                # the bad text: the build finds both, in that order.
+                return False
             if found is not None:
                 rowid, column = found
                 ident = db.execute(f"SELECT id FROM [{source}] WHERE rowid = ?", [rowid]).fetchone()[0]
@@ -372,7 +420,8 @@ class SideReader:
                     column=column,
                     row=ident,
                 )
-                return
+                return True
+        return True
 
     def paths_ready(self) -> bool:
         """Wait for the encoded paths; True if ``side.public_paths`` holds them for the build's point in time.
@@ -384,6 +433,17 @@ class SideReader:
         if self._error is not None:
             raise self._error
         return self._paths
+
+    def types_checked(self) -> tuple[str, ...]:
+        """Wait for the end; return the read-model tables whose source holds no value of a wrong type.
+
+        Raises:
+            SourceError: a checked table holds a value that is not UTF-8.
+        """
+        self._finish()
+        if self._error is not None:
+            raise self._error
+        return tuple(self._typed)
 
     def result(self) -> tuple[str, ...]:
         """Wait for the end; return the read-model tables whose text it checked.
