@@ -134,8 +134,8 @@ TABLE_NAMES: tuple[str, ...] = tuple(table.name for table in TABLES)
 
 #: The declared type of every read-model column that takes values as they are
 #: (ids are keys or references: a non-integer reference counts as missing).
-#: Checked once per build, not per inserted row (a CHECK per column cost about
-#: 0.2x the C floor): at the source by the side reader, else in the read model.
+#: Checked once per build, not per inserted row (a CHECK per column cost 0.1x to
+#: 0.25x of the C floor): at the source by the side reader, else in the read model.
 TYPED_COLUMNS: dict[str, dict[str, str]] = {
     table.name: {
         column: declared
