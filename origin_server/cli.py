@@ -20,6 +20,16 @@ def cli() -> None:
     """Serve NAS-only audio through signed, expiring tokens, and mint those tokens."""
 
 
+# One definition for both commands: serve and token read the same key file.
+secret_file_option = click.option(
+    "--secret-file",
+    envvar="ORIGIN_SECRET_FILE",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=True),
+    help="Key file (KID:SECRET per line, first line signs). Env: ORIGIN_SECRET_FILE.",
+)
+
+
 @cli.command()
 @click.option(
     "--media-root",
@@ -29,13 +39,7 @@ def cli() -> None:
     metavar="[NAME=]PATH",
     help="A media root; NAME is the storage backend a token's 'backend' claim names (repeatable).",
 )
-@click.option(
-    "--secret-file",
-    envvar="ORIGIN_SECRET_FILE",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=True),
-    help="Key file (KID:SECRET per line, first line signs). Env: ORIGIN_SECRET_FILE.",
-)
+@secret_file_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free port).")
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 256), help="Worker threads.")
@@ -140,13 +144,7 @@ def serve(
 
 
 @cli.command()
-@click.option(
-    "--secret-file",
-    envvar="ORIGIN_SECRET_FILE",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=True),
-    help="Key file (KID:SECRET per line, first line signs). Env: ORIGIN_SECRET_FILE.",
-)
+@secret_file_option
 @click.option("--locator", required=True, help="The file's storage key, relative to its media root.")
 @click.option("--backend", help="Storage backend naming the media root (the 'backend' claim).")
 @click.option("--ttl", default=3600, show_default=True, type=click.IntRange(1), help="Shortest lifetime (s).")

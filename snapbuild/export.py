@@ -312,7 +312,7 @@ def recover_target(target: Path) -> None:
         db_path = target / DB_NAME
         if db_path.is_file() and file_sha256(db_path) == manifest.db_sha256:
             os.replace(pending, target / MANIFEST_NAME)
-            _fsync_dir(target)
+            fsync_dir(target)
             return
     except (VerifyError, OSError):
         pass
@@ -333,7 +333,7 @@ def _publish(target: Path, temp_db: Path, manifest: SnapshotManifest) -> None:
         # then makes both renames durable.
         os.replace(temp_db, target / DB_NAME)
         os.replace(pending, target / MANIFEST_NAME)
-        _fsync_dir(target)
+        fsync_dir(target)
     except OSError as error:
         raise TargetError(
             f"cannot replace the snapshot in {target}: {error.strerror or error}", path=target
@@ -345,7 +345,7 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     """Make a rename durable; directories cannot be opened for fsync on Windows, where NTFS journals renames."""
     if os.name == "nt":
         return

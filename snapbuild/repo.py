@@ -49,6 +49,7 @@ from .errors import (
     RepoLockedError,
     UsageError,
 )
+from .export import fsync_dir
 
 if TYPE_CHECKING:
     from .export import ExportResult
@@ -391,17 +392,6 @@ def _clear_leftovers(git_dir: Path) -> None:
 # --------------------------------------------------------------------------- objects
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make a rename durable on POSIX; Windows has no directory handles to sync."""
-    if os.name == "nt":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_loose_blob(objects_dir: Path, source: Path) -> bytes:
     """Stream a file into the object store as a loose blob and return its hex id.
 
@@ -440,7 +430,7 @@ def write_loose_blob(objects_dir: Path, source: Path) -> bytes:
             final.parent.mkdir(exist_ok=True)
             tmp.chmod(stat.S_IREAD | stat.S_IRGRP | stat.S_IROTH)
             os.replace(tmp, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         return hex_id.encode("ascii")
     except BaseException:
         tmp.unlink(missing_ok=True)
