@@ -344,23 +344,37 @@ def _constraint(error: sqlite3.IntegrityError) -> tuple[str, str]:
     return kind.strip(), where.split(",")[0].strip()
 
 
+def _first_bad_source_row(db: Database, where: str, bad: str) -> tuple[str, str, str, tuple] | None:
+    """The first source row feeding read-model column ``where`` that matches ``bad``.
+
+    ``bad`` is an SQL condition with ``{col}`` standing for the source column.
+    Returns ``(table, column, ident, row)`` where ``row`` is ``(id, typeof(col))``
+    and ``ident`` names how the row is identified, or None.
+    """
+    table, column, condition = COLUMN_SOURCES.get(where, ("", "", ""))
+    if not table:
+        return None
+    # Entity tables name a row by its id; the link tables have none, so by rowid.
+    ident = "rowid" if table in _LINK_TABLES else "id"
+    col = f"[{column}]"
+    row = db.execute(
+        f"SELECT {ident}, typeof({col}) FROM src.[{table}] WHERE {bad.format(col=col)} AND ({condition}) "
+        f"ORDER BY {ident} LIMIT 1"
+    ).fetchone()
+    return None if row is None else (table, column, ident, row)
+
+
 def _raise_null(db: Database, where: str) -> None:
     """Name the first source row whose NULL broke the read-model column ``where``."""
-    table, column, condition = COLUMN_SOURCES.get(where, ("", "", ""))
-    if table:
-        # Entity tables name a row by its id; the link tables have none, so by rowid.
-        ident = "rowid" if table in _LINK_TABLES else "id"
-        row = db.execute(
-            f"SELECT {ident} FROM src.[{table}] WHERE [{column}] IS NULL AND ({condition}) "
-            f"ORDER BY {ident} LIMIT 1"
-        ).fetchone()
-        if row is not None:
-            raise SourceError(
-                f"NULL in {table}.{column} ({ident} {row[0]}): {where} needs a value",
-                table=table,
-                column=column,
-                row=row[0],
-            )
+    found = _first_bad_source_row(db, where, "{col} IS NULL")
+    if found is not None:
+        table, column, ident, row = found
+        raise SourceError(
+            f"NULL in {table}.{column} ({ident} {row[0]}): {where} needs a value",
+            table=table,
+            column=column,
+            row=row[0],
+        )
     raise SourceError(f"the source holds a NULL where {where} needs a value")
 
 
@@ -370,29 +384,21 @@ def _raise_type(db: Database, where: str) -> None:
     The types are the read model's declared ones after SQLite's type affinity,
     so '12' into an INTEGER column is fine; 'big', 1.5 or a blob is not.
     """
-    table, column_name = where.split(".")
-    wants = "text" if TYPED_COLUMNS.get(table, {}).get(column_name) == "TEXT" else "an integer"
-    source, column, condition = COLUMN_SOURCES.get(where, ("", "", ""))
-    if source:
-        ident = "rowid" if source in _LINK_TABLES else "id"
-        if wants == "text":
-            bad = f"typeof([{column}]) = 'blob'"
-        else:
-            bad = (
-                f"(typeof([{column}]) IN ('text', 'blob') OR "
-                f"(typeof([{column}]) = 'real' AND [{column}] <> CAST([{column}] AS INTEGER)))"
-            )
-        row = db.execute(
-            f"SELECT {ident}, typeof([{column}]) FROM src.[{source}] WHERE {bad} AND ({condition}) "
-            f"ORDER BY {ident} LIMIT 1"
-        ).fetchone()
-        if row is not None:
-            raise SourceError(
-                f"wrong type in {source}.{column} ({ident} {row[0]}): a {row[1]} value where {where} needs {wants}",
-                table=source,
-                column=column,
-                row=row[0],
-            )
+    table_name, column_name = where.split(".")
+    wants = "text" if TYPED_COLUMNS.get(table_name, {}).get(column_name) == "TEXT" else "an integer"
+    if wants == "text":
+        bad = "typeof({col}) = 'blob'"
+    else:
+        bad = "(typeof({col}) IN ('text', 'blob') OR (typeof({col}) = 'real' AND {col} <> CAST({col} AS INTEGER)))"
+    found = _first_bad_source_row(db, where, bad)
+    if found is not None:
+        table, column, ident, row = found
+        raise SourceError(
+            f"wrong type in {table}.{column} ({ident} {row[0]}): a {row[1]} value where {where} needs {wants}",
+            table=table,
+            column=column,
+            row=row[0],
+        )
     raise SourceError(f"the source holds a value of the wrong type where {where} needs {wants}")
 
 
