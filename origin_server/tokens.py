@@ -508,7 +508,7 @@ def verify_origin_token(secret: Secret, token: object, now: float, *, leeway: fl
     header_segment, claims_segment, mac_sent = parts
     if len(mac_sent) != _MAC_LENGTH:
         raise TokenInvalid("signature has the wrong length")
-    if not (_canonical_segment(header_segment) and _canonical_segment(claims_segment)):
+    if not (_canonical_segment(header_segment) and _canonical_segment(claims_segment) and _canonical_segment(mac_sent)):
         raise TokenInvalid("segment is not canonical base64url")
 
     # Nothing is parsed before a MAC matched. A header seen before with a valid

@@ -361,3 +361,13 @@ def test_no_json_is_parsed_before_the_mac_matched() -> None:
     claims, mac = good.split(".")[1:]
     with pytest.raises(TokenInvalid, match="signature"):
         verify_origin_token(RING, f"{header}.{claims}.{mac}", NOW)
+
+
+def test_non_canonical_signature_is_refused_on_its_form() -> None:
+    token = create_origin_token(RING, "a.flac", NOW + 600)
+    head, claims, mac = token.split(".")
+    # The last of 43 characters carries 2 unused bits; setting one spells the same MAC another way.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    twin = alphabet[alphabet.index(mac[-1]) | 1]
+    with pytest.raises(TokenInvalid, match="canonical"):
+        verify_origin_token(RING, f"{head}.{claims}.{mac[:-1]}{twin}", NOW)
