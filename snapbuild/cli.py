@@ -1,7 +1,8 @@
 """The ``snapbuild`` command line: parse, call one core function, render.
 
 Every :class:`~snapbuild.errors.SnapbuildError` becomes one line on stderr and
-its ``exit_code`` here, in :func:`main`, and nowhere else.
+an exit code here, in :func:`main`, and nowhere else: 2 for usage errors,
+1 for operational ones.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from typing import Any
 
 import click
 
-from .errors import SnapbuildError
+from .errors import SnapbuildError, UsageError
+
+#: Exit codes: an operational error (the catalog, the target, the repository), a usage error.
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -124,7 +129,6 @@ def sample_catalog_command(
     \b
     Example: snapbuild sample-catalog sample/catalogsync.db --media-dir sample/media
     """
-    from .errors import UsageError
     from .sample import is_sample_catalog, write_sample_catalog
 
     if out.exists() and not force and not is_sample_catalog(out):
@@ -215,7 +219,6 @@ def diff_command(repo_path: Path, revs: tuple[str, ...], examples: int, as_json:
     Example: snapbuild diff --repo snapshots.git HEAD~3 HEAD --json
     """
     from .diff import diff_revisions
-    from .errors import UsageError
 
     if len(revs) > 2:
         raise UsageError(f"diff takes at most two revisions, got {len(revs)}")
@@ -268,11 +271,10 @@ def _commit_summary(committed: Any, manifest: Any, repo: Path, elapsed: float) -
 
 def _generated_at(option: str | None, source_date_epoch: str | None) -> datetime:
     """--generated-at wins, then SOURCE_DATE_EPOCH (reproducible builds), then the clock."""
-    from .errors import UsageError
-    from .export import format_generated_at
+    from .manifest import format_timestamp, parse_timestamp
 
     if option is not None:
-        return datetime.strptime(format_generated_at(option), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        return parse_timestamp(format_timestamp(option))
     if source_date_epoch not in (None, ""):
         try:
             return datetime.fromtimestamp(int(source_date_epoch), tz=timezone.utc)
@@ -356,7 +358,6 @@ def export_command(
 
     Example: snapbuild export --db catalogsync.db --commit --repo snapshots.git --push ssh://git@host/catalog.git
     """
-    from .errors import UsageError
     from .export import run_export
 
     if target_dir is None and not commit:
@@ -416,7 +417,6 @@ def verify_command(directory: Path | None, repo_path: Path | None, rev: str | No
 
     Example: snapbuild verify --repo snapshots.git --rev HEAD~1
     """
-    from .errors import UsageError
     from .verify import verify_directory
 
     if repo_path is not None:
@@ -447,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=argv, prog_name="snapbuild", standalone_mode=False)
     except SnapbuildError as error:
         click.echo(f"snapbuild: error: {error}", err=True)
-        return error.exit_code
+        return EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILURE
     except click.exceptions.Abort:
         click.echo("snapbuild: aborted", err=True)
         return 130

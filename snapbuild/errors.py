@@ -1,22 +1,29 @@
-"""The one error hierarchy of snapbuild; the CLI maps it to exit codes in one place."""
+"""The one error hierarchy of snapbuild; the CLI turns it into exit codes in one place.
+
+Every error carries the data a caller needs to act on it (the table, column
+and row of a bad source value; the path of a file or repository) besides a
+one-line message. Messages speak of the library's arguments, never of
+command-line flags: the CLI adds those hints where it renders the error.
+"""
 
 from __future__ import annotations
 
 
 class SnapbuildError(Exception):
-    """Base of every error snapbuild raises on purpose.
-
-    ``exit_code`` is what the CLI exits with: 1 for operational errors,
-    2 for usage errors. ``str(error)`` is one readable line.
-    """
-
-    exit_code = 1
+    """Base of every error snapbuild raises on purpose; ``str(error)`` is one readable line."""
 
 
 class UsageError(SnapbuildError):
-    """The caller asked for something that cannot work (bad flag or argument)."""
+    """The caller asked for something that cannot work (a bad argument or option value).
 
-    exit_code = 2
+    Args:
+        message: one line saying what is wrong.
+        argument: the argument concerned (``"author"``, ``"generated_at"``), if any.
+    """
+
+    def __init__(self, message: str, *, argument: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
 
 
 class SourceError(SnapbuildError):
@@ -44,40 +51,97 @@ class SourceError(SnapbuildError):
 
 
 class SourceBusyError(SourceError):
-    """The source stayed locked by a writer longer than the busy timeout."""
+    """The source stayed locked by a writer longer than the busy timeout.
+
+    Args:
+        message: one line saying what is wrong.
+        timeout: the busy timeout that ran out, in seconds.
+    """
+
+    def __init__(self, message: str, *, timeout: float | None = None) -> None:
+        super().__init__(message)
+        self.timeout = timeout
 
 
-class TargetError(SnapbuildError):
+class _PathError(SnapbuildError):
+    """An error about one file, directory or repository, named by ``path``."""
+
+    def __init__(self, message: str, *, path: object | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class TargetError(_PathError):
     """The target directory cannot be written (e.g. the path is a file)."""
 
-    def __init__(self, message: str, *, path: object | None = None) -> None:
-        super().__init__(message)
-        self.path = path
 
-
-class VerifyError(SnapbuildError):
+class VerifyError(_PathError):
     """A snapshot does not match its manifest or fails SQLite's checks."""
 
-    def __init__(self, message: str, *, path: object | None = None) -> None:
-        super().__init__(message)
-        self.path = path
+
+class ManifestError(VerifyError):
+    """A ``manifest.json`` is missing, unreadable, or not a valid manifest.
+
+    Args:
+        message: one line saying what is wrong.
+        path: the manifest file, if it came from one.
+        field: the manifest field concerned, if any.
+    """
+
+    def __init__(self, message: str, *, path: object | None = None, field: str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.field = field
 
 
-class RepoError(SnapbuildError):
+class DatabaseError(_PathError):
+    """A file that should be a snapshot database is missing or is not a readable SQLite database."""
+
+
+class RepoError(_PathError):
     """The snapshot repository cannot be used (not a repository, bad revision, ...)."""
-
-    def __init__(self, message: str, *, path: object | None = None) -> None:
-        super().__init__(message)
-        self.path = path
 
 
 class RepoLockedError(RepoError):
-    """Another writer held the repository lock longer than the lock timeout."""
+    """Another writer held the repository lock longer than the lock timeout.
+
+    Args:
+        message: one line saying what is wrong.
+        path: the repository's git directory.
+        timeout: the lock timeout that ran out, in seconds.
+    """
+
+    def __init__(self, message: str, *, path: object | None = None, timeout: float | None = None) -> None:
+        super().__init__(message, path=path)
+        self.timeout = timeout
 
 
 class InsufficientSpaceError(RepoError):
-    """The repository's disk has too little free space for the new snapshot."""
+    """The repository's disk has too little free space for the new snapshot.
+
+    Args:
+        message: one line saying what is wrong.
+        path: the repository's git directory.
+        free: bytes free on its disk.
+        needed: bytes the commit needs.
+    """
+
+    def __init__(
+        self, message: str, *, path: object | None = None, free: int | None = None, needed: int | None = None
+    ) -> None:
+        super().__init__(message, path=path)
+        self.free = free
+        self.needed = needed
 
 
 class PushError(RepoError):
-    """Pushing the snapshots to a remote failed."""
+    """Pushing the snapshots to a remote failed.
+
+    Args:
+        message: one line saying what is wrong.
+        path: the repository's git directory.
+        remote: the remote the push went to, if any.
+    """
+
+    def __init__(self, message: str, *, path: object | None = None, remote: str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.remote = remote

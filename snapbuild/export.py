@@ -22,8 +22,18 @@ from pathlib import Path
 import filelock
 from sqlite_utils import Database
 
-from .errors import SnapbuildError, TargetError, UsageError, VerifyError
-from .manifest import DB_NAME, MANIFEST_NAME, SnapshotManifest, content_digest_of, file_sha256, snapshot_id_for
+from .errors import SnapbuildError, TargetError, VerifyError
+from .fsutil import fsync_dir, fsync_file, remove_quietly
+from .manifest import (
+    DB_NAME,
+    MANIFEST_NAME,
+    PENDING_MANIFEST_NAME,
+    SnapshotManifest,
+    content_digest_of,
+    file_sha256,
+    format_timestamp,
+    snapshot_id_for,
+)
 from .readmodel import SCHEMA_VERSION, TABLES, BuildStats, Progress, build_tables
 from .source import (
     SideReader,
@@ -36,7 +46,7 @@ from .source import (
     translate_error,
 )
 
-PENDING_MANIFEST = ".manifest.json.pending"
+PENDING_MANIFEST = PENDING_MANIFEST_NAME
 LOCK_NAME = ".snapbuild-export.lock"
 _TEMP_PREFIX = f".{DB_NAME}."
 _TEMP_SUFFIX = ".tmp"
@@ -57,26 +67,6 @@ class ExportResult:
     manifest: SnapshotManifest
     changed: bool
     repairs: dict[str, int] = field(default_factory=dict)
-
-
-def format_generated_at(value: str | datetime) -> str:
-    """Normalize a timestamp to ISO 8601 UTC with a ``Z`` (``2026-04-19T08:00:00Z``).
-
-    Raises:
-        UsageError: the value is not an ISO 8601 timestamp with a time zone.
-    """
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise UsageError(f"generated_at is not an ISO 8601 timestamp: {value!r}") from None
-    elif isinstance(value, datetime):
-        moment = value
-    else:
-        raise UsageError(f"generated_at must be a string or datetime, not {type(value).__name__}")
-    if moment.tzinfo is None:
-        raise UsageError(f"generated_at needs a time zone (e.g. 2026-04-19T08:00:00Z): {value!r}")
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _system_clock() -> datetime:
@@ -128,7 +118,7 @@ def run_export(
         TargetError: the target path is a file, or cannot be written.
         UsageError: ``generated_at`` is not a valid timestamp.
     """
-    stamp = format_generated_at(generated_at)
+    stamp = format_timestamp(generated_at)
     source = Path(source_db)
     target = Path(target_dir)
     report = progress or (lambda stage, done, total: None)
@@ -177,7 +167,7 @@ def run_export(
             report("done", _TOTAL_STEPS, _TOTAL_STEPS)
             return ExportResult(manifest, True, repairs)
         finally:
-            _remove(temp)
+            remove_quietly(temp)
     finally:
         lock.release()
 
@@ -243,7 +233,7 @@ def build_snapshot_db(
     finally:
         conn.close()
         for leftover in (scratch, scratch.with_name(scratch.name + "-journal")):
-            _remove(leftover)
+            remove_quietly(leftover)
 
 
 def _seal(temp: Path, checked: tuple[str, ...]) -> tuple[str, str]:
@@ -261,7 +251,7 @@ def _seal(temp: Path, checked: tuple[str, ...]) -> tuple[str, str]:
         remaining = [t.name for t in TABLES if t.text_columns and t.name not in checked]
         groups = [remaining[:1], remaining[1:]] if len(remaining) > 2 else [remaining]
         checks = [pool.submit(check_utf8_file, temp, group) for group in groups if group]
-        synced = pool.submit(_fsync_file, temp)
+        synced = pool.submit(fsync_file, temp)
         plain = pool.submit(file_sha256, temp)
         content = pool.submit(content_digest_of, temp)
         for check in checks:
@@ -303,7 +293,7 @@ def recover_target(target: Path) -> None:
     """
     for leftover in target.glob(f"{_TEMP_PREFIX}*"):
         if leftover.name.endswith(_TEMP_SUFFIX) or _TEMP_SUFFIX + "-" in leftover.name:
-            _remove(leftover)
+            remove_quietly(leftover)
     pending = target / PENDING_MANIFEST
     if not pending.exists():
         return
@@ -316,7 +306,7 @@ def recover_target(target: Path) -> None:
             return
     except (VerifyError, OSError):
         pass
-    _remove(pending)
+    remove_quietly(pending)
 
 
 def _publish(target: Path, temp_db: Path, manifest: SnapshotManifest) -> None:
@@ -338,29 +328,3 @@ def _publish(target: Path, temp_db: Path, manifest: SnapshotManifest) -> None:
         raise TargetError(
             f"cannot replace the snapshot in {target}: {error.strerror or error}", path=target
         ) from None
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "r+b") as handle:
-        os.fsync(handle.fileno())
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename durable; directories cannot be opened for fsync on Windows, where NTFS journals renames."""
-    if os.name == "nt":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError:
-        # A leftover that cannot be removed now is retried by the next export.
-        pass

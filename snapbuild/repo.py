@@ -49,7 +49,7 @@ from .errors import (
     RepoLockedError,
     UsageError,
 )
-from .export import fsync_dir
+from .fsutil import fsync_dir
 
 if TYPE_CHECKING:
     from .export import ExportResult
