@@ -38,8 +38,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from snapbuild import readmodel  # noqa: E402
-from snapbuild.source import source_uri  # noqa: E402
+from snapbuild import schema  # noqa: E402
+from snapbuild.sqlite import readonly_uri  # noqa: E402
 
 GENERATED_AT = "2026-04-19T08:00:00Z"
 TIME = shutil.which("time", path="/usr/bin:/bin") or "/usr/bin/time"
@@ -62,23 +62,23 @@ def catalog(data_dir: Path, tracks: int, playlists: int, seed: int) -> Path:
 def floor_script(source: Path) -> str:
     """The read model's own DDL and INSERT ... SELECT statements, for the sqlite3 shell."""
     # The sqlite3 shell cannot call quote_path: the floor joins without encoding.
-    track_files = readmodel.insert_track_files_sql(path="ltrim(fl.locator, '/')")
+    track_files = schema.insert_track_files_sql(path="ltrim(fl.locator, '/')")
     statements = [
         "PRAGMA page_size = 4096",
         "PRAGMA journal_mode = OFF",
         "PRAGMA synchronous = OFF",
         f"PRAGMA threads = {min(os.cpu_count() or 1, 4)}",
-        f"ATTACH DATABASE '{source_uri(source)}' AS src",
+        f"ATTACH DATABASE '{readonly_uri(source)}' AS src",
         "BEGIN",
-        *(table.ddl for table in readmodel.TABLES),
-        readmodel.INSERT_PLAYLISTS,
-        readmodel.INSERT_TRACKS,
-        readmodel.INSERT_PLAYLIST_TRACKS.format(conflict=""),
+        *(table.ddl for table in schema.TABLES),
+        schema.INSERT_PLAYLISTS,
+        schema.INSERT_TRACKS,
+        schema.INSERT_PLAYLIST_TRACKS.format(conflict=""),
         track_files,
-        readmodel.INSERT_TOPLISTS,
+        schema.INSERT_TOPLISTS,
         *(
             f"CREATE INDEX {name} ON {table} ({', '.join(columns)})"
-            for table, name, columns in readmodel.INDEXES
+            for table, name, columns in schema.INDEXES
         ),
         "COMMIT",
     ]

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import VerifyError
-from .textconv import TableShape, quote_identifier, table_shapes
+from .errors import DatabaseError
+from .sqlite import TableShape, attach_snapshot, decode_text, quote_identifier, table_shapes
 
 __all__ = ["SnapshotDiff", "TableDiff", "diff_databases", "diff_revisions"]
 
@@ -88,16 +88,6 @@ class SnapshotDiff:
             "to": self.to_id,
             "tables": {name: table.to_dict() for name, table in self.tables.items()},
         }
-
-
-def _attach(conn: sqlite3.Connection, path: Path, alias: str) -> None:
-    if not path.is_file():
-        raise VerifyError(f"{path}: no such file", path=path)
-    try:
-        conn.execute(f"ATTACH DATABASE ? AS {alias}", (path.absolute().as_uri() + "?mode=ro&immutable=1",))
-        conn.execute(f"select count(*) from {alias}.sqlite_schema").fetchone()
-    except sqlite3.DatabaseError as error:
-        raise VerifyError(f"{path}: not a SQLite database ({error})", path=path) from error
 
 
 def _keys(rows: list[tuple[Any, ...]], key: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
@@ -194,14 +184,14 @@ def diff_databases(
         to_id: the later snapshot's id, reported as ``to``.
 
     Raises:
-        VerifyError: a file is missing or is not a SQLite database.
+        DatabaseError: a file is missing or is not a SQLite database.
     """
     # A URI connection, so that ATTACH honours the file: URIs (read-only, immutable).
     conn = sqlite3.connect("file::memory:", uri=True, isolation_level=None)
-    conn.text_factory = lambda raw: raw.decode("utf-8", "backslashreplace")
+    conn.text_factory = decode_text
     try:
-        _attach(conn, Path(old_db), _OLD)
-        _attach(conn, Path(new_db), _NEW)
+        attach_snapshot(conn, Path(old_db), _OLD)
+        attach_snapshot(conn, Path(new_db), _NEW)
         # One read transaction: both files are read at one point in time.
         conn.execute("BEGIN")
         try:
@@ -219,7 +209,7 @@ def diff_databases(
                     removed, removed_examples = _whole_table(conn, _OLD, old, examples)
                     tables[name] = TableDiff(old.key, removed=removed, removed_examples=removed_examples)
         except sqlite3.DatabaseError as error:
-            raise VerifyError(f"cannot compare {old_db} and {new_db}: {error}") from error
+            raise DatabaseError(f"cannot compare {old_db} and {new_db}: {error}") from error
         finally:
             conn.execute("COMMIT")
     finally:

@@ -34,19 +34,18 @@ from .manifest import (
     format_timestamp,
     snapshot_id_for,
 )
-from .readmodel import SCHEMA_VERSION, TABLES, BuildStats, Progress, build_tables
+from .readmodel import BuildStats, Progress, build_tables, check_text_file
+from .schema import SCHEMA_VERSION, TABLES
+from .sidereader import SideReader
 from .source import (
-    SideReader,
     attach_source,
     check_backends,
     check_schema,
     check_small_tables_utf8,
     check_source_file,
-    check_utf8_file,
     translate_error,
 )
 
-PENDING_MANIFEST = PENDING_MANIFEST_NAME
 LOCK_NAME = ".snapbuild-export.lock"
 _TEMP_PREFIX = f".{DB_NAME}."
 _TEMP_SUFFIX = ".tmp"
@@ -110,8 +109,17 @@ def run_export(
     generated_at: str | datetime,
     busy_timeout: float = 5.0,
     progress: Progress | None = None,
+    side_reader: bool = True,
 ) -> ExportResult:
     """Build the snapshot aside, compare it with the target's, and publish it if it changed.
+
+    Args:
+        source_db: the authoritative catalog (read only, never written).
+        target_dir: created if missing; holds the snapshot pair.
+        generated_at: the manifest's timestamp.
+        busy_timeout: seconds to wait for a writer that locks the source.
+        progress: optional ``progress(stage, done, total)`` callback.
+        side_reader: let a second connection do part of the work on another core.
 
     Raises:
         SourceError: see :func:`export_snapshot`.
@@ -134,14 +142,16 @@ def run_export(
         recover_target(target)
         temp = target / f"{_TEMP_PREFIX}{uuid.uuid4().hex}{_TEMP_SUFFIX}"
         try:
-            stats = build_snapshot_db(
+            built = build_snapshot_db(
                 source,
                 temp,
                 busy_timeout=busy_timeout,
                 progress=lambda stage, done, total: report(stage, 1 + done, _TOTAL_STEPS),
+                side_reader=side_reader,
             )
             report("digest", 8, _TOTAL_STEPS)
-            db_sha256, content_digest = _seal(temp, stats.utf8_checked)
+            db_sha256, content_digest = _seal(temp, built.text_checked)
+            stats = built.stats
             counts = stats.table_counts
             manifest = SnapshotManifest(
                 snapshot_id=snapshot_id_for(content_digest),
@@ -172,20 +182,40 @@ def run_export(
         lock.release()
 
 
+@dataclass(frozen=True)
+class BuiltDatabase:
+    """What :func:`build_snapshot_db` wrote, and which tables' text the side reader already checked."""
+
+    stats: BuildStats
+    text_checked: tuple[str, ...] = ()
+
+
 def build_snapshot_db(
-    source: Path, path: Path, *, busy_timeout: float = 5.0, progress: Progress | None = None
-) -> BuildStats:
+    source: Path,
+    path: Path,
+    *,
+    busy_timeout: float = 5.0,
+    progress: Progress | None = None,
+    side_reader: bool = True,
+) -> BuiltDatabase:
     """Write the read model of ``source`` into the fresh file ``path`` in one write transaction.
 
     The source is attached read-only and every statement runs in the same
     transaction, so the whole build sees one point in time of the source.
 
+    Args:
+        source: the source catalog.
+        path: the new database file.
+        busy_timeout: seconds to wait for a writer that locks the source.
+        progress: optional ``progress(stage, done, total)`` callback.
+        side_reader: let a second connection do part of the work on another
+            core (see :mod:`snapbuild.sidereader`); False does it all here.
+
     Raises:
         SourceError: the source is unreadable, locked beyond ``busy_timeout`` or invalid.
         TargetError: ``path`` cannot be written (e.g. the disk is full).
     """
-    # Scratch space of the side reader (see source.SideReader); a leftover is
-    # removed by recover_target like the temporary database itself.
+    # Scratch space of the side reader; a leftover is removed like the temporary database itself.
     scratch = path.with_name(path.name + "-side")
     conn = sqlite3.connect(str(path), uri=True, isolation_level=None, timeout=busy_timeout)
     try:
@@ -206,18 +236,25 @@ def build_snapshot_db(
             db.execute(f"PRAGMA {pragma}")
         side: SideReader | None = None
         try:
-            side = SideReader(source, scratch, busy_timeout)
-            attach_source(db, source)
+            if side_reader:
+                side = SideReader(source, scratch, busy_timeout)
+            attach_source(conn, source)
             db.execute("ATTACH DATABASE ? AS side", [str(scratch)])
             db.execute("BEGIN")
             check_schema(db)  # the first read of src: the build's point in time starts here
-            side.start()
+            if side is not None:
+                side.start()
             check_small_tables_utf8(db)
             check_backends(db)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            stats = build_tables(db, progress, side.paths_ready, side.types_checked)
+            stats = build_tables(
+                db,
+                progress,
+                encoded_paths=side.paths_ready if side is not None else None,
+                types_checked=(lambda: side.result().types_checked) if side is not None else None,
+            )
             db.execute("COMMIT")
-            stats.utf8_checked = side.result()
+            text_checked = side.result().text_checked if side is not None else ()
             side = None
         except SnapbuildError:
             raise
@@ -229,7 +266,7 @@ def build_snapshot_db(
         finally:
             if side is not None:
                 side.abort()
-        return stats
+        return BuiltDatabase(stats, text_checked)
     finally:
         conn.close()
         for leftover in (scratch, scratch.with_name(scratch.name + "-journal")):
@@ -237,7 +274,7 @@ def build_snapshot_db(
 
 
 def _seal(temp: Path, checked: tuple[str, ...]) -> tuple[str, str]:
-    """Check the built file's text (what the build did not check), fsync it and hash it, side by side.
+    """Check the built file's text (what the side reader did not check), fsync it and hash it, side by side.
 
     Each task spends its time in C with the GIL released, so they share the cores.
 
@@ -250,7 +287,7 @@ def _seal(temp: Path, checked: tuple[str, ...]) -> tuple[str, str]:
     with ThreadPoolExecutor(max_workers=5) as pool:
         remaining = [t.name for t in TABLES if t.text_columns and t.name not in checked]
         groups = [remaining[:1], remaining[1:]] if len(remaining) > 2 else [remaining]
-        checks = [pool.submit(check_utf8_file, temp, group) for group in groups if group]
+        checks = [pool.submit(check_text_file, temp, group) for group in groups if group]
         synced = pool.submit(fsync_file, temp)
         plain = pool.submit(file_sha256, temp)
         content = pool.submit(content_digest_of, temp)
@@ -294,7 +331,7 @@ def recover_target(target: Path) -> None:
     for leftover in target.glob(f"{_TEMP_PREFIX}*"):
         if leftover.name.endswith(_TEMP_SUFFIX) or _TEMP_SUFFIX + "-" in leftover.name:
             remove_quietly(leftover)
-    pending = target / PENDING_MANIFEST
+    pending = target / PENDING_MANIFEST_NAME
     if not pending.exists():
         return
     try:
@@ -311,7 +348,7 @@ def recover_target(target: Path) -> None:
 
 def _publish(target: Path, temp_db: Path, manifest: SnapshotManifest) -> None:
     """Replace the database, then the manifest (the commit point), each atomically, then make both durable."""
-    pending = target / PENDING_MANIFEST
+    pending = target / PENDING_MANIFEST_NAME
     try:
         with open(pending, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(manifest.to_json())

@@ -23,96 +23,24 @@ import os
 import re
 import sqlite3
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from .errors import RepoError, VerifyError
+from .errors import DatabaseError, RepoError
+from .sqlite import TableShape, decode_text, open_snapshot, quote_identifier, table_shapes
 
 __all__ = [
     "DRIVER_NAME",
-    "TableShape",
     "consumer_setup",
     "dump_database",
     "manual_setup_command",
-    "open_snapshot_readonly",
-    "quote_identifier",
-    "table_shapes",
+    "row_line_sql",
 ]
 
 _FETCH_ROWS = 4096
 
 #: The diff driver's name, as ``.gitattributes`` in the snapshot repository spells it.
 DRIVER_NAME = "snapbuild"
-
-
-@dataclass(frozen=True)
-class TableShape:
-    """A table's name, its columns in declared order and its key columns in key order."""
-
-    name: str
-    columns: tuple[str, ...]
-    key: tuple[str, ...]
-    sql: str
-
-    @property
-    def value_columns(self) -> tuple[str, ...]:
-        """The columns that are not part of the key."""
-        return tuple(column for column in self.columns if column not in self.key)
-
-
-def quote_identifier(name: str) -> str:
-    """``name`` as an SQL identifier, safe whatever it contains."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _decode(raw: bytes) -> str:
-    # Invalid UTF-8 (which a valid snapshot never holds) is shown, not fatal.
-    return raw.decode("utf-8", "backslashreplace")
-
-
-@contextmanager
-def open_snapshot_readonly(db_path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection]:
-    """Open a snapshot database read-only and immutable: no lock, no journal, no -wal/-shm files.
-
-    Raises:
-        VerifyError: the file is missing or is not a SQLite database.
-    """
-    path = Path(db_path)
-    if not path.is_file():
-        raise VerifyError(f"{path}: no such file", path=path)
-    uri = path.absolute().as_uri() + "?mode=ro&immutable=1"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None)
-    conn.text_factory = _decode
-    try:
-        try:
-            conn.execute("select count(*) from sqlite_schema").fetchone()
-        except sqlite3.DatabaseError as error:
-            raise VerifyError(f"{path}: not a SQLite database ({error})", path=path) from error
-        yield conn
-    finally:
-        conn.close()
-
-
-def table_shapes(conn: sqlite3.Connection, schema: str = "main") -> dict[str, TableShape]:
-    """Every user table of ``schema``, by name, with its key from ``pragma table_info``.
-
-    The key is the primary key in key order; a table without one is keyed
-    by all its columns.
-    """
-    shapes: dict[str, TableShape] = {}
-    rows = conn.execute(
-        f"select name, sql from {quote_identifier(schema)}.sqlite_schema "
-        "where type = 'table' and name not like 'sqlite\\_%' escape '\\' order by name"
-    ).fetchall()
-    for name, sql in rows:
-        info = conn.execute("select name, pk from pragma_table_info(?, ?) order by cid", (name, schema)).fetchall()
-        columns = tuple(column for column, _ in info)
-        key = tuple(column for column, pk in sorted((row for row in info if row[1]), key=lambda row: row[1]))
-        shapes[name] = TableShape(name, columns, key or columns, sql or "")
-    return shapes
 
 
 def _value_sql(column: str) -> str:
@@ -146,10 +74,10 @@ def dump_database(db_path: str | os.PathLike[str], out: TextIO) -> int:
         the number of row lines written.
 
     Raises:
-        VerifyError: the file is missing or is not a SQLite database.
+        DatabaseError: the file is missing or is not a SQLite database.
     """
     written = 0
-    with open_snapshot_readonly(db_path) as conn:
+    with open_snapshot(db_path) as conn:
         try:
             shapes = table_shapes(conn)
             conn.text_factory = bytes
@@ -158,10 +86,10 @@ def dump_database(db_path: str | os.PathLike[str], out: TextIO) -> int:
                 out.write(f"-- {' '.join(shape.sql.split())}\n")
                 cursor = conn.execute(row_line_sql(shape))
                 while rows := cursor.fetchmany(_FETCH_ROWS):
-                    out.write(_decode(b"\n".join([row[0] for row in rows]) + b"\n"))
+                    out.write(decode_text(b"\n".join([row[0] for row in rows]) + b"\n"))
                     written += len(rows)
         except sqlite3.DatabaseError as error:
-            raise VerifyError(f"{db_path}: cannot read the database ({error})", path=Path(db_path)) from error
+            raise DatabaseError(f"{db_path}: cannot read the database ({error})", path=Path(db_path)) from error
     return written
 
 

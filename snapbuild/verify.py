@@ -6,15 +6,17 @@ import sqlite3
 from pathlib import Path
 
 from .errors import VerifyError
-from .manifest import DB_NAME, MANIFEST_NAME, SnapshotManifest, file_digests, snapshot_id_for
-from .readmodel import TABLE_NAMES
-
-#: The plan's manifest counts and the read-model table each one counts.
-_PLAN_COUNTS = {
-    "playlist_count": "catalog_playlists",
-    "track_count": "catalog_tracks",
-    "file_count": "catalog_track_files",
-}
+from .manifest import (
+    COUNTED_TABLES,
+    DB_NAME,
+    MANIFEST_NAME,
+    PENDING_MANIFEST_NAME,
+    SnapshotManifest,
+    file_digests,
+    snapshot_id_for,
+)
+from .schema import TABLE_NAMES
+from .sqlite import readonly_uri
 
 
 def verify_snapshot(db_path: Path | str, manifest_path: Path | str) -> SnapshotManifest:
@@ -22,7 +24,7 @@ def verify_snapshot(db_path: Path | str, manifest_path: Path | str) -> SnapshotM
 
     Checks, in order: the manifest parses; the database's sha256 and content
     digest match it; the snapshot id derives from the digest; SQLite's
-    ``quick_check`` passes; every table count (and the plan's counts) match
+    ``quick_check`` passes; every table count (and the manifest's count fields) match
     the rows in the database.
 
     Raises:
@@ -71,7 +73,7 @@ def verify_directory(directory: Path | str) -> SnapshotManifest:
     try:
         return verify_snapshot(directory / DB_NAME, directory / MANIFEST_NAME)
     except VerifyError as error:
-        if (directory / ".manifest.json.pending").exists():
+        if (directory / PENDING_MANIFEST_NAME).exists():
             raise VerifyError(
                 f"{error} (an export was interrupted here; the next export finishes it)", path=directory
             ) from None
@@ -79,9 +81,8 @@ def verify_directory(directory: Path | str) -> SnapshotManifest:
 
 
 def _check_database(db_path: Path, manifest: SnapshotManifest) -> None:
-    uri = db_path.resolve().as_uri() + "?mode=ro"
     try:
-        conn = sqlite3.connect(uri, uri=True)
+        conn = sqlite3.connect(readonly_uri(db_path), uri=True)
     except sqlite3.Error as error:
         raise VerifyError(f"cannot open {db_path}: {error}", path=db_path) from None
     try:
@@ -95,7 +96,7 @@ def _check_database(db_path: Path, manifest: SnapshotManifest) -> None:
         if missing:
             raise VerifyError(f"tables missing from the database: {', '.join(missing)}", path=db_path)
         expected = dict(manifest.table_counts)
-        for field_name, table in _PLAN_COUNTS.items():
+        for field_name, table in COUNTED_TABLES.items():
             expected.setdefault(table, getattr(manifest, field_name))
         for table, count in sorted(expected.items()):
             if table not in tables:
@@ -106,7 +107,7 @@ def _check_database(db_path: Path, manifest: SnapshotManifest) -> None:
                     f"row count mismatch in {table}: the database has {actual}, the manifest says {count}",
                     path=db_path,
                 )
-        for field_name, table in _PLAN_COUNTS.items():
+        for field_name, table in COUNTED_TABLES.items():
             if getattr(manifest, field_name) != expected[table]:
                 raise VerifyError(
                     f"manifest {field_name} {getattr(manifest, field_name)} disagrees with its table_counts",

@@ -77,6 +77,22 @@ insert into file_locations values (9, 7, 2, 'music/netease/test.flac', 'active',
 """
 
 
+# Files on a NAS and on object storage: locators that need percent-encoding, an inactive one.
+FILES_ROWS = """
+insert into songs values (10, 'netease', '1', 'a', null, 'flac', 1, null);
+insert into songs values (11, 'netease', '2', 'b', null, 'mp3', 1, null);
+insert into storage_backends values (1, 'nas-main', 'nas', '/srv/music', null);
+insert into storage_backends values (2, 'main-s3', 'object_storage', null, '{"public_base_url": "https://cdn.example/music/"}');
+insert into file_assets values (7, 10, 'super', 'flac', 1);
+insert into file_assets values (8, 11, 'hq', 'mp3', 1);
+insert into file_locations values (20, 7, 2, 'a b/#1?.mp3', 'active', 1);
+insert into file_locations values (21, 7, 1, 'a b/#1?.mp3', 'active', 0);
+insert into file_locations values (22, 8, 2, '/海屿你/100%.mp3', 'active', 1);
+insert into file_locations values (23, 8, 2, 'old/gone.mp3', 'inactive', 0);
+insert into file_locations values (24, 8, 2, 'plain/ok-file_1.2~x.mp3', 'active', 0);
+"""
+
+
 # The plan's schema without NOT NULL and PRIMARY KEY constraints: what a careless
 # real catalog may look like (NULLs and duplicate ids get in).
 LOOSE_SCHEMA = PLAN_SCHEMA.replace(" not null", "").replace(" primary key", "")

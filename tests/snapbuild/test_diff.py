@@ -11,7 +11,7 @@ import pytest
 
 from snapbuild.cli import main
 from snapbuild.diff import diff_databases
-from snapbuild.errors import VerifyError
+from snapbuild.errors import DatabaseError
 from snapbuild.repo import commit_snapshot
 
 from .diff_support import READ_MODEL_DDL, base_rows, changed_rows, write_snapshot_db, write_snapshot_dir
@@ -116,9 +116,10 @@ def test_tables_and_columns_present_on_one_side(tmp_path: Path) -> None:
 def test_bad_files_are_clear_errors(tmp_path: Path, pair: tuple[Path, Path]) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not a database at all" * 100)
-    with pytest.raises(VerifyError, match="not a SQLite database"):
+    with pytest.raises(DatabaseError, match="not a SQLite database") as caught:
         diff_databases(pair[0], junk)
-    with pytest.raises(VerifyError, match="no such file"):
+    assert caught.value.path == junk
+    with pytest.raises(DatabaseError, match="no such file"):
         diff_databases(tmp_path / "missing.db", pair[1])
 
 

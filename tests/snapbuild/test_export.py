@@ -13,11 +13,12 @@ import pytest
 
 from snapbuild import SnapshotManifest, export_snapshot
 from snapbuild.errors import UsageError
-from snapbuild.export import PENDING_MANIFEST, recover_target, run_export
-from snapbuild.readmodel import public_url
+from snapbuild.export import recover_target, run_export
+from snapbuild.manifest import PENDING_MANIFEST_NAME as PENDING_MANIFEST
+from snapbuild.urls import public_url
 from snapbuild.verify import verify_directory
 
-from .conftest import GENERATED_AT, PLAN_ROWS, write_catalog
+from .conftest import FILES_ROWS, GENERATED_AT, PLAN_ROWS, write_catalog
 
 TASK2_ROWS = """
 insert into playlists values (1, 'netease', '18165', '测试歌单', 'desc', 'https://img/1.jpg', 99, 1);
@@ -159,21 +160,6 @@ def test_plan_columns_keep_their_names(plan_catalog: Path, tmp_path: Path) -> No
         "toplist_id", "playlist_id", "platform", "name", "description", "cover_url", "play_count", "song_count",
         "group_name",
     }
-
-
-FILES_ROWS = """
-insert into songs values (10, 'netease', '1', 'a', null, 'flac', 1, null);
-insert into songs values (11, 'netease', '2', 'b', null, 'mp3', 1, null);
-insert into storage_backends values (1, 'nas-main', 'nas', '/srv/music', null);
-insert into storage_backends values (2, 'main-s3', 'object_storage', null, '{"public_base_url": "https://cdn.example/music/"}');
-insert into file_assets values (7, 10, 'super', 'flac', 1);
-insert into file_assets values (8, 11, 'hq', 'mp3', 1);
-insert into file_locations values (20, 7, 2, 'a b/#1?.mp3', 'active', 1);
-insert into file_locations values (21, 7, 1, 'a b/#1?.mp3', 'active', 0);
-insert into file_locations values (22, 8, 2, '/海屿你/100%.mp3', 'active', 1);
-insert into file_locations values (23, 8, 2, 'old/gone.mp3', 'inactive', 0);
-insert into file_locations values (24, 8, 2, 'plain/ok-file_1.2~x.mp3', 'active', 0);
-"""
 
 
 def test_public_url_percent_encodes_segments_and_joins_with_one_slash(tmp_path: Path) -> None:
@@ -447,7 +433,7 @@ def test_quote_path_equals_urllib_quote() -> None:
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from snapbuild.readmodel import quote_path
+    from snapbuild.urls import quote_path
 
     @settings(max_examples=300, deadline=None)
     @given(st.text() | st.binary())

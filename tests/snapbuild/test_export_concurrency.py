@@ -109,12 +109,12 @@ def test_a_rollback_journal_source_locked_by_a_writer_gives_a_clear_error(good_s
 
 
 def test_the_side_reader_stands_in_only_for_the_same_point_in_time(plan_catalog: Path) -> None:
-    from snapbuild.source import SideReader
+    from snapbuild.sidereader import SideReader, SideResult
 
     quiet = SideReader(plan_catalog, plan_catalog.with_name("quiet-side"), 1.0)
     quiet.start()
     assert quiet.paths_ready()
-    assert quiet.result() == ("catalog_tracks", "catalog_playlists")
+    assert quiet.result().text_checked == ("catalog_tracks", "catalog_playlists")
     with sqlite3.connect(plan_catalog.with_name("quiet-side")) as scratch:
         assert scratch.execute("select * from public_paths").fetchall() == [(9, "music/netease/test.flac")]
 
@@ -123,31 +123,25 @@ def test_the_side_reader_stands_in_only_for_the_same_point_in_time(plan_catalog:
         writer.execute("update songs set name = 'changed' where id = 10")
     raced.start()
     assert not raced.paths_ready()
-    assert raced.result() == ()
+    assert raced.result() == SideResult()
 
 
-def test_the_build_does_the_work_when_the_side_reader_cannot_stand_in(
-    good_snapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_build_does_the_work_when_the_side_reader_cannot_stand_in(good_snapshot, tmp_path: Path) -> None:
     from snapbuild.errors import SourceError
-    from snapbuild.source import SideReader
 
     from .conftest import PLAN_ROWS
 
-    def as_if_a_writer_had_committed(self: SideReader) -> None:
-        self._paths_ready.set()
-
-    monkeypatch.setattr(SideReader, "start", as_if_a_writer_had_committed)
     source = write_catalog(tmp_path / "c.db", PLAN_ROWS, "update songs set singers = cast(x'ff41' as text) where id = 10")
-    with pytest.raises(SourceError, match=r"invalid UTF-8 in songs\.singers \(songs id 10\)"):
-        run_export(source, good_snapshot.dir, generated_at=GENERATED_AT)
+    with pytest.raises(SourceError, match=r"invalid UTF-8 in songs\.singers \(songs id 10\)") as caught:
+        run_export(source, good_snapshot.dir, generated_at=GENERATED_AT, side_reader=False)
+    assert (caught.value.table, caught.value.column, caught.value.row) == ("songs", "singers", 10)
     good_snapshot.assert_intact()
 
 
 def test_public_urls_are_the_same_with_or_without_the_side_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from snapbuild.source import SideReader
+    from snapbuild.sidereader import SideReader
 
-    from .test_export import FILES_ROWS
+    from .conftest import FILES_ROWS
 
     source = write_catalog(tmp_path / "c.db", FILES_ROWS)
     answers: list[bool] = []
@@ -155,8 +149,8 @@ def test_public_urls_are_the_same_with_or_without_the_side_reader(tmp_path: Path
     monkeypatch.setattr(SideReader, "paths_ready", lambda self: answers.append(original(self)) or answers[-1])
     with_side = run_export(source, tmp_path / "a", generated_at=GENERATED_AT)
     assert answers == [True]  # the build took the encoded paths from the side reader
-    monkeypatch.setattr(SideReader, "start", lambda self: self._paths_ready.set())
-    without = run_export(source, tmp_path / "b", generated_at=GENERATED_AT)
+    without = run_export(source, tmp_path / "b", generated_at=GENERATED_AT, side_reader=False)
+    assert answers == [True]  # not asked again: no side reader ran
     assert with_side.manifest == without.manifest
     assert (tmp_path / "a" / "catalog_read.db").read_bytes() == (tmp_path / "b" / "catalog_read.db").read_bytes()
     assert not [p for p in (tmp_path / "a").iterdir() if "side" in p.name]

@@ -6,6 +6,7 @@ and checks that the snapshot is still byte-for-byte intact afterwards.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -17,13 +18,26 @@ from snapbuild.export import run_export
 from .conftest import GENERATED_AT, LOOSE_SCHEMA, PLAN_ROWS, PLAN_SCHEMA, write_catalog
 
 
-def export_fails(source: Path, good_snapshot, error: type[Exception] = SourceError) -> str:
+def export_error(source: Path, good_snapshot, error: type[Exception] = SourceError) -> Exception:
+    """Export ``source`` over a good snapshot: it must fail with one line and leave the snapshot intact."""
     with pytest.raises(error) as caught:
         run_export(source, good_snapshot.dir, generated_at=GENERATED_AT)
-    message = str(caught.value)
-    assert "\n" not in message
+    assert "\n" not in str(caught.value)
     good_snapshot.assert_intact()
-    return message
+    return caught.value
+
+
+def export_fails(source: Path, good_snapshot, error: type[Exception] = SourceError) -> str:
+    """:func:`export_error`'s one-line message."""
+    return str(export_error(source, good_snapshot, error))
+
+
+def assert_names_the_row(error: SourceError, where: str) -> None:
+    """The error's data names what ``where`` says: ``"songs.name (songs id 10)"`` -> songs, name, 10."""
+    match = re.match(r"(\w+)\.(\w+) \((?:\w+ )?(?:id|rowid) (\d+)\)", where)
+    assert match is not None, where
+    table, column, row = match.groups()
+    assert (error.table, error.column, error.row) == (table, column, int(row))
 
 
 def export_rows(source: Path, target: Path, sql: str) -> tuple[dict[str, int], list[tuple]]:
@@ -122,8 +136,9 @@ def test_invalid_json_in_config_json(good_snapshot, tmp_path: Path) -> None:
     source = write_catalog(
         tmp_path / "c.db", PLAN_ROWS, "insert into storage_backends values (3, 'x', 'nas', null, '{\"a\": ');"
     )
-    message = export_fails(source, good_snapshot)
-    assert "invalid JSON in storage_backends.config_json (id 3)" in message
+    error = export_error(source, good_snapshot)
+    assert "invalid JSON in storage_backends.config_json (id 3)" in str(error)
+    assert_names_the_row(error, "storage_backends.config_json (id 3)")
 
 
 def test_object_storage_without_public_base_url(good_snapshot, tmp_path: Path) -> None:
@@ -157,7 +172,9 @@ def test_object_storage_without_public_base_url(good_snapshot, tmp_path: Path) -
 )
 def test_invalid_utf8_names_table_column_and_row(good_snapshot, tmp_path: Path, script: str, where: str) -> None:
     source = write_catalog(tmp_path / "c.db", PLAN_ROWS, script)
-    assert f"invalid UTF-8 in {where}" in export_fails(source, good_snapshot)
+    error = export_error(source, good_snapshot)
+    assert f"invalid UTF-8 in {where}" in str(error)
+    assert_names_the_row(error, where)
 
 
 def test_invalid_utf8_is_found_far_into_a_big_table(good_snapshot, tmp_path: Path) -> None:
@@ -183,7 +200,9 @@ def test_invalid_utf8_is_found_far_into_a_big_table(good_snapshot, tmp_path: Pat
 )
 def test_null_where_the_read_model_needs_a_value(good_snapshot, tmp_path: Path, script: str, where: str) -> None:
     source = write_catalog(tmp_path / "c.db", PLAN_ROWS, script, schema=LOOSE_SCHEMA)
-    assert f"NULL in {where}" in export_fails(source, good_snapshot)
+    error = export_error(source, good_snapshot)
+    assert f"NULL in {where}" in str(error)
+    assert_names_the_row(error, where)
 
 
 def test_null_in_an_inactive_location_is_not_exported_and_fine(tmp_path: Path) -> None:
@@ -199,7 +218,9 @@ def test_duplicate_ids_in_an_entity_table(good_snapshot, tmp_path: Path) -> None
         tmp_path / "c.db", PLAN_ROWS, "insert into songs values (10, 'p', '2', 'again', null, null, null, null)",
         schema=LOOSE_SCHEMA,
     )
-    assert "duplicate id in songs.id (id 10)" in export_fails(source, good_snapshot)
+    error = export_error(source, good_snapshot)
+    assert "duplicate id in songs.id (id 10)" in str(error)
+    assert_names_the_row(error, "songs.id (id 10)")
 
 
 # --- references and positions: documented, counted repairs --------------------------------------
@@ -342,7 +363,9 @@ def test_a_non_integer_id(good_snapshot, tmp_path: Path) -> None:
 )
 def test_values_of_the_wrong_type(good_snapshot, tmp_path: Path, script: str, where: str) -> None:
     source = write_catalog(tmp_path / "c.db", PLAN_ROWS, script)
-    assert f"wrong type in {where}" in export_fails(source, good_snapshot)
+    error = export_error(source, good_snapshot)
+    assert f"wrong type in {where}" in str(error)
+    assert_names_the_row(error, where)
 
 
 def test_numbers_written_as_text_are_taken_as_numbers(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from snapbuild.cli import main
-from snapbuild.errors import VerifyError
+from snapbuild.errors import DatabaseError
 from snapbuild.repo import commit_snapshot
 from snapbuild.textconv import dump_database, manual_setup_command
 
@@ -103,9 +103,10 @@ def test_empty_database_and_bad_files(tmp_path: Path) -> None:
     assert dump(empty) == ""
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not a database" * 200)
-    with pytest.raises(VerifyError, match="not a SQLite database"):
+    with pytest.raises(DatabaseError, match="not a SQLite database") as caught:
         dump(junk)
-    with pytest.raises(VerifyError, match="no such file"):
+    assert caught.value.path == junk
+    with pytest.raises(DatabaseError, match="no such file"):
         dump(tmp_path / "missing.db")
     assert not list(tmp_path.glob("*-journal")) and not list(tmp_path.glob("*-wal"))
 

@@ -9,8 +9,8 @@ import pytest
 
 from snapbuild.errors import SourceError
 from snapbuild.export import run_export
-from snapbuild.readmodel import TABLES, TYPE_SCANNED
-from snapbuild.source import SideReader
+from snapbuild.schema import TABLES, TYPE_SCANNED
+from snapbuild.sidereader import SideReader
 
 from .conftest import GENERATED_AT, LOOSE_SCHEMA, PLAN_ROWS, write_catalog
 
@@ -25,20 +25,16 @@ WRONG_TYPES = [
 ]
 
 
-def side_reader_stands_in_for_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As if a writer had committed between the build's point in time and the side reader's."""
-    monkeypatch.setattr(SideReader, "start", lambda self: self._paths_ready.set())
-
-
 @pytest.mark.parametrize("script, where", WRONG_TYPES)
 def test_the_build_finds_wrong_types_without_the_side_reader(
-    good_snapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str, where: str
+    good_snapshot, tmp_path: Path, script: str, where: str
 ) -> None:
-    side_reader_stands_in_for_nothing(monkeypatch)
     source = write_catalog(tmp_path / "c.db", PLAN_ROWS, script)
     with pytest.raises(SourceError) as caught:
-        run_export(source, good_snapshot.dir, generated_at=GENERATED_AT)
+        run_export(source, good_snapshot.dir, generated_at=GENERATED_AT, side_reader=False)
     assert f"wrong type in {where}" in str(caught.value)
+    table_column = where.split(" ")[0]
+    assert f"{caught.value.table}.{caught.value.column}" == table_column
     good_snapshot.assert_intact()
 
 
@@ -46,7 +42,7 @@ def test_the_side_reader_vouches_for_the_types_of_a_clean_source(plan_catalog: P
     side = SideReader(plan_catalog, plan_catalog.with_name("side"), 1.0)
     side.start()
     assert side.paths_ready()
-    assert sorted(side.types_checked()) == sorted(TYPE_SCANNED)
+    assert sorted(side.result().types_checked) == sorted(TYPE_SCANNED)
 
 
 def test_numbers_written_as_text_leave_the_exact_check_to_the_build(tmp_path: Path) -> None:
@@ -57,7 +53,7 @@ def test_numbers_written_as_text_leave_the_exact_check_to_the_build(tmp_path: Pa
     side = SideReader(source, tmp_path / "side", 1.0)
     side.start()
     side.paths_ready()
-    assert "catalog_tracks" not in side.types_checked()  # '42' may be a number: only the read model can tell
+    assert "catalog_tracks" not in side.result().types_checked  # '42' may be a number: only the read model can tell
     run_export(source, tmp_path / "s", generated_at=GENERATED_AT)
     with sqlite3.connect(tmp_path / "s" / "catalog_read.db") as conn:
         assert conn.execute("select file_size_bytes, typeof(file_size_bytes) from catalog_tracks").fetchall() == [

@@ -9,7 +9,7 @@ import pytest
 
 from snapbuild import verify_snapshot
 from snapbuild.errors import VerifyError
-from snapbuild.export import PENDING_MANIFEST
+from snapbuild.manifest import PENDING_MANIFEST_NAME as PENDING_MANIFEST
 from snapbuild.manifest import SnapshotManifest, file_digests, snapshot_id_for
 from snapbuild.verify import verify_directory
 
