@@ -32,7 +32,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .errors import SourceError, TargetError, UsageError
+from ..errors import SourceError, TargetError, UsageError
 
 __all__ = [
     "MutationStats",
