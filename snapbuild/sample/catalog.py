@@ -130,9 +130,11 @@ def write_sample_catalog(
         TargetError: ``path`` exists (without ``overwrite``) or cannot be written.
     """
     if tracks < 0 or playlists < 0:
-        raise UsageError("tracks and playlists must not be negative")
+        raise UsageError(
+            "tracks and playlists must not be negative", argument="tracks" if tracks < 0 else "playlists"
+        )
     if playlists and not tracks:
-        raise UsageError("playlists need at least one track")
+        raise UsageError("playlists need at least one track", argument="playlists")
     target = Path(path)
     _check_target(target, overwrite)
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")

@@ -116,7 +116,7 @@ def mutate_sample_catalog(
         SourceError: ``path`` is not a sample catalog.
     """
     if not 0 < fraction <= 1:
-        raise UsageError("fraction must be in (0, 1]")
+        raise UsageError("fraction must be in (0, 1]", argument="fraction")
     rng = random.Random(seed)
     conn = sqlite3.connect(path, isolation_level=None)
     try:

@@ -297,10 +297,15 @@ def test_mutation_keeps_media_in_step(tmp_path: Path) -> None:
 
 
 def test_bad_arguments_and_existing_targets(tmp_path: Path) -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError) as refused:
         write_sample_catalog(tmp_path / "a.db", tracks=-1)
-    with pytest.raises(UsageError):
+    assert refused.value.argument == "tracks"
+    with pytest.raises(UsageError) as refused:
+        write_sample_catalog(tmp_path / "a.db", tracks=5, playlists=-1)
+    assert refused.value.argument == "playlists"
+    with pytest.raises(UsageError) as refused:
         write_sample_catalog(tmp_path / "a.db", tracks=0, playlists=3)
+    assert refused.value.argument == "playlists"
     existing = tmp_path / "b.db"
     existing.write_text("precious", encoding="utf-8")
     with pytest.raises(TargetError) as refused:
@@ -313,8 +318,9 @@ def test_bad_arguments_and_existing_targets(tmp_path: Path) -> None:
         write_sample_catalog(blocker / "c.db", tracks=5, playlists=1)
     assert refused.value.path == blocker / "c.db"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.db", "file"]
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError) as refused:
         mutate_sample_catalog(existing, fraction=0)
+    assert refused.value.argument == "fraction"
 
 
 def test_a_killed_run_leaves_no_catalog_and_its_leftover_is_cleaned(tmp_path: Path) -> None:
