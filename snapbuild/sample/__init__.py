@@ -10,7 +10,7 @@ Modules, each importing only those above it:
 
 - :mod:`~snapbuild.sample.hashing`: deterministic hash and permutation primitives;
 - :mod:`~snapbuild.sample.rows`: the rows of songs, playlists, pools and backends;
-- :mod:`~snapbuild.sample.schema`: the tables and indexes a sample catalog has;
+- :mod:`~snapbuild.sample.tables`: the tables and indexes a sample catalog has;
 - :mod:`~snapbuild.sample.media`: an audio file for every active NAS location;
 - :mod:`~snapbuild.sample.catalog`: the writer, and :func:`is_sample_catalog`;
 - :mod:`~snapbuild.sample.mutate`: a realistic change to a written catalog.
@@ -22,7 +22,7 @@ from .catalog import SampleStats, is_sample_catalog, write_sample_catalog
 from .media import write_sample_media
 from .mutate import MutationStats, mutate_sample_catalog
 from .rows import NAS_BACKEND_ID, PUBLIC_BASE_URL, S3_BACKEND_ID
-from .schema import SAMPLE_MARKER_TABLE
+from .tables import SAMPLE_MARKER_TABLE
 
 __all__ = [
     "NAS_BACKEND_ID",

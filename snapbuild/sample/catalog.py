@@ -30,7 +30,7 @@ from .rows import (
     pool_rows,
     song_rows,
 )
-from .schema import INDEXES, SAMPLE_MARKER_TABLE, TABLES
+from .tables import INDEXES, SAMPLE_MARKER_TABLE, TABLES
 
 # Rows bound per executemany: large enough to be fast, small enough for flat memory.
 _BATCH = 5000

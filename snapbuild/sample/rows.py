@@ -1,7 +1,7 @@
 """The sample's rows: songs with their files, playlists, pools and storage backends, from ``(seed, id)``.
 
 Each generator returns the rows of one entity as tuples in the column order
-of the sample's schema (:mod:`snapbuild.sample.schema`); its content is a
+of the sample's tables (:mod:`snapbuild.sample.tables`); its content is a
 pure function of the seed and the id (:mod:`snapbuild.sample.hashing`).
 
 Locators are relative paths that are valid file names on Windows and POSIX:
