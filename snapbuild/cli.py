@@ -103,7 +103,7 @@ def gc_command(repo_path: Path, lock_timeout: float) -> None:
     )
 
 
-# --- sample catalog (see snapbuild/sample.py) -------------------------------------------
+# --- sample catalog (see snapbuild/sample/) --------------------------------------------
 
 
 @cli.command("sample-catalog")
@@ -119,7 +119,7 @@ def gc_command(repo_path: Path, lock_timeout: float) -> None:
 def sample_catalog_command(
     out: Path, tracks: int, playlists: int, seed: int, media_dir: Path | None, force: bool
 ) -> None:
-    """Write a synthetic source catalog (the plan's schema) for trying, testing and benchmarking.
+    """Write a synthetic catalog in the source schema for trying, testing and benchmarking.
 
     Mixed Chinese and Latin names, locators with spaces, '#', '%' and '?',
     files on the NAS, on object storage or both, inactive locations, toplists.

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from snapbuild.cli import main
-from snapbuild.errors import TargetError, UsageError
+from snapbuild.errors import SourceError, TargetError, UsageError
 from snapbuild.sample import (
     SampleStats,
     is_sample_catalog,
@@ -19,14 +19,11 @@ from snapbuild.sample import (
     write_sample_media,
 )
 
-from .conftest import PLAN_SCHEMA
+from .conftest import PLAN_SCHEMA as SOURCE_SCHEMA
 
 TRACKS = 300
 PLAYLISTS = 30
-PLAN_TABLES = (
-    "playlists", "songs", "playlist_songs", "playlist_pools", "pool_playlists",
-    "storage_backends", "file_assets", "file_locations",
-)
+# Restated rather than imported, so the locator test does not trust the code it checks.
 WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"COM{n}" for n in range(1, 10)} | {f"LPT{n}" for n in range(1, 10)}
 
 
@@ -52,19 +49,23 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SampleStats]
     return path, write_sample_catalog(path, tracks=TRACKS, playlists=PLAYLISTS, seed=3)
 
 
-def test_has_every_plan_table_and_column_plus_extras(sample: tuple[Path, SampleStats]) -> None:
+def table_names(conn: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in conn.execute("select name from sqlite_schema where type = 'table'")}
+
+
+def test_has_every_source_table_and_column_plus_extras(sample: tuple[Path, SampleStats]) -> None:
     path, _ = sample
-    plan = sqlite3.connect(":memory:")
-    plan.executescript(PLAN_SCHEMA)
+    source = sqlite3.connect(":memory:")
+    source.executescript(SOURCE_SCHEMA)
+    source_tables = table_names(source)
     conn = sqlite3.connect(path)
     extra_columns = 0
-    for table in PLAN_TABLES:
+    for table in sorted(source_tables):
         have = columns(conn, table)
-        want = columns(plan, table)
+        want = columns(source, table)
         assert set(want) <= set(have), (table, set(want) - set(have))
         extra_columns += len(set(have) - set(want))
-    tables = {row[0] for row in conn.execute("select name from sqlite_schema where type = 'table'")}
-    assert tables - set(PLAN_TABLES), "a real catalog has extra tables"
+    assert table_names(conn) - source_tables, "a real catalog has extra tables"
     assert extra_columns >= 3
     # An extra column sits in the middle of songs: an export must select columns by name.
     assert columns(conn, "songs").index("album") < columns(conn, "songs").index("ext")
@@ -220,10 +221,9 @@ def test_media_refuses_a_locator_that_leaves_the_root(tmp_path: Path) -> None:
     conn.execute("update file_locations set locator = '../escape.flac' where id = (select min(id) from file_locations where backend_id = 1 and status = 'active')")
     conn.commit()
     conn.close()
-    from snapbuild.errors import SourceError
-
-    with pytest.raises(SourceError):
+    with pytest.raises(SourceError) as refused:
         write_sample_media(path, tmp_path / "media")
+    assert (refused.value.table, refused.value.column) == ("file_locations", "locator")
     assert not (tmp_path / "escape.flac").exists()
 
 
@@ -297,22 +297,30 @@ def test_mutation_keeps_media_in_step(tmp_path: Path) -> None:
 
 
 def test_bad_arguments_and_existing_targets(tmp_path: Path) -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError) as refused:
         write_sample_catalog(tmp_path / "a.db", tracks=-1)
-    with pytest.raises(UsageError):
+    assert refused.value.argument == "tracks"
+    with pytest.raises(UsageError) as refused:
+        write_sample_catalog(tmp_path / "a.db", tracks=5, playlists=-1)
+    assert refused.value.argument == "playlists"
+    with pytest.raises(UsageError) as refused:
         write_sample_catalog(tmp_path / "a.db", tracks=0, playlists=3)
+    assert refused.value.argument == "playlists"
     existing = tmp_path / "b.db"
     existing.write_text("precious", encoding="utf-8")
-    with pytest.raises(TargetError):
+    with pytest.raises(TargetError) as refused:
         write_sample_catalog(existing, tracks=5, playlists=1)
+    assert refused.value.path == existing
     assert existing.read_text(encoding="utf-8") == "precious"
     blocker = tmp_path / "file"
     blocker.write_text("x", encoding="utf-8")
-    with pytest.raises(TargetError):
+    with pytest.raises(TargetError) as refused:
         write_sample_catalog(blocker / "c.db", tracks=5, playlists=1)
+    assert refused.value.path == blocker / "c.db"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.db", "file"]
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError) as refused:
         mutate_sample_catalog(existing, fraction=0)
+    assert refused.value.argument == "fraction"
 
 
 def test_a_killed_run_leaves_no_catalog_and_its_leftover_is_cleaned(tmp_path: Path) -> None:
