@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TargetError, UsageError
+from ..sqlite import readonly_uri
 from .hashing import mix, permutation
 from .media import write_sample_media
 from .rows import (
@@ -70,7 +71,7 @@ def is_sample_catalog(path: str | os.PathLike[str]) -> bool:
     if not target.is_file():
         return False
     try:
-        conn = sqlite3.connect(target.absolute().as_uri() + "?mode=ro", uri=True)
+        conn = sqlite3.connect(readonly_uri(target), uri=True)
     except sqlite3.Error:
         return False
     try:

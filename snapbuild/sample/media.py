@@ -15,6 +15,7 @@ import wave
 from pathlib import Path, PurePosixPath
 
 from ..errors import SourceError, TargetError
+from ..sqlite import readonly_uri
 from .rows import NAS_BACKEND_NAME
 
 _SAMPLE_RATE = 8000
@@ -90,7 +91,7 @@ def write_sample_media(catalog: str | os.PathLike[str], media_dir: str | os.Path
     """
     root = Path(media_dir)
     written = 0
-    conn = sqlite3.connect(Path(catalog).absolute().as_uri() + "?mode=ro", uri=True)
+    conn = sqlite3.connect(readonly_uri(catalog), uri=True)
     try:
         cursor = conn.execute(
             """
