@@ -25,7 +25,8 @@ from waitress import wasyncore
 from origin_server.app import create_app
 from origin_server.config import OriginConfig
 from origin_server.server import make_server
-from origin_server.tokens import KeyRing, create_origin_token
+from origin_server.keys import KeyRing
+from origin_server.tokens import STREAM_PATH, create_origin_token
 from tests.conftest import stop_process
 
 SECRET = "s3cret-for-tests-0123456789abcdef-0123456789"
@@ -33,7 +34,7 @@ NOW = 1_800_000_000.0
 EXPIRES = NOW + 600
 #: Bytes that live beside the media root; no response may ever contain them.
 OUTSIDE_BYTES = b"OUTSIDE-THE-ROOT-" + bytes(range(256)) * 4
-STREAM = "/api/private-origin/stream/"
+STREAM = STREAM_PATH
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Private-origin tokens: the plan's contract, strictness, rotation, published vectors, PyJWT interop."""
+"""Private-origin tokens: the token API's contract, strictness, rotation, published vectors, PyJWT interop."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import jwt
 import pytest
 
 from origin_server import errors
+from origin_server.keys import KeyRing
 from origin_server.tokens import (
     MAX_TOKEN_LENGTH,
-    KeyRing,
     TokenError,
     TokenExpired,
     TokenInvalid,
@@ -62,7 +62,7 @@ def pyjwt_encode(claims: dict[str, Any], key: str, headers: dict[str, Any] | Non
         return jwt.encode(claims, key, algorithm="HS256", headers=headers)
 
 
-# --- the plan's Task 4 test, ported ----------------------------------------------
+# --- the first round trip, with keyword arguments -------------------------------------
 
 
 def test_create_and_verify_origin_token() -> None:

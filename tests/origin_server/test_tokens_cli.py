@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from origin_server.tokens import read_key_file, verify_origin_token
+from origin_server.keys import read_key_file
+from origin_server.tokens import verify_origin_token
 
 SECRET_NEW = "n" * 40
 SECRET_OLD = "o" * 40

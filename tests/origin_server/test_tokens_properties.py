@@ -14,7 +14,8 @@ import jwt
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from origin_server.tokens import KeyRing, TokenError, create_origin_token, verify_origin_token
+from origin_server.keys import KeyRing
+from origin_server.tokens import TokenError, create_origin_token, verify_origin_token
 
 KEY = "property-test-secret-" + "k" * 32
 RING = KeyRing([("k2", KEY), ("k1", "older-secret-" + "o" * 32)])
