@@ -98,7 +98,8 @@ class TokenError(OriginError, ValueError):
     """
 
     def __init__(self, message: str, *, claims: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
+        # Exception.__new__ has set args to (message,) already; refusals are
+        # frequent enough that the extra __init__ call is worth skipping.
         self.claims = claims
 
 

@@ -64,7 +64,7 @@ class KeyRing:
         ArgumentTypeError: a secret or kid of the wrong type (also a ``TypeError``).
     """
 
-    __slots__ = ("_keys", "_sign", "_every", "_by_kid")
+    __slots__ = ("_keys", "_every", "_by_kid")
 
     def __init__(self, keys: Iterable[tuple[str | None, str]]) -> None:
         pairs: list[tuple[str | None, str]] = []
@@ -82,14 +82,14 @@ class KeyRing:
             pairs.append((kid, secret))
         if not pairs:
             raise ConfigError("a key ring needs at least one key")
-        kids = [kid for kid, _ in pairs]
-        if None in kids and len(pairs) > 1:
-            raise ConfigError("with more than one key, every key needs a key id")
-        if len(set(kids)) != len(kids):
-            raise ConfigError("duplicate key id")
-        every = tuple((kid, _mac_function(secret)) for kid, secret in pairs)
+        if len(pairs) > 1:
+            kids = [kid for kid, _ in pairs]
+            if None in kids:
+                raise ConfigError("with more than one key, every key needs a key id")
+            if len(set(kids)) != len(kids):
+                raise ConfigError("duplicate key id")
+        every = tuple([(kid, _mac_function(secret)) for kid, secret in pairs])
         object.__setattr__(self, "_keys", tuple(pairs))
-        object.__setattr__(self, "_sign", every[0][1])
         object.__setattr__(self, "_every", every)
         object.__setattr__(self, "_by_kid", {candidate[0]: (candidate,) for candidate in every if candidate[0] is not None})
 
@@ -128,7 +128,7 @@ class KeyRing:
 
     def sign(self, signing_input: bytes) -> bytes:
         """The unpadded base64url HMAC-SHA256 of ``signing_input`` under the signing key."""
-        return self._sign(signing_input)
+        return self._every[0][1](signing_input)
 
     def candidates(self, kid: str | None) -> tuple[tuple[str | None, MacFunction], ...]:
         """The keys a token may be signed with, as ``(kid, MAC function)`` pairs, in ring order.

@@ -242,18 +242,6 @@ def _header_kid(segment: bytes) -> str | None:
     return kid
 
 
-def _check_claims(claims: dict[str, Any]) -> None:
-    """Refuse claims of the wrong form (a missing locator, a string ``exp``...)."""
-    if not _is_text(claims.get("locator")) or not claims["locator"]:
-        raise TokenInvalid("claim locator must be a non-empty string", claims=claims)
-    if "backend" in claims and not _is_text(claims["backend"]):
-        raise TokenInvalid("claim backend must be a string", claims=claims)
-    if not _is_time(claims.get("exp")):
-        raise TokenInvalid("claim exp must be a finite number", claims=claims)
-    if "nbf" in claims and not _is_time(claims["nbf"]):
-        raise TokenInvalid("claim nbf must be a finite number", claims=claims)
-
-
 #: What the header cache answers for a header not seen yet (no key id is empty).
 _UNSEEN = ""
 
@@ -317,40 +305,14 @@ class TokenVerifier:
         if type(token) is not str:
             raise TokenInvalid("token is not a string")
         claims = self._verified.get(token)
-        if claims is None:
-            claims = self._authenticate(token)
-            self._check_lifetime(claims, now)
-            if self.remember:
-                self._keep(token, claims)
+        if claims is not None:
+            try:
+                self._check_lifetime(claims, now)
+            except TokenExpired:
+                self._verified.pop(token, None)  # it can never be valid again
+                raise
             return claims
-        try:
-            self._check_lifetime(claims, now)
-        except TokenExpired:
-            self._verified.pop(token, None)  # it can never be valid again
-            raise
-        return claims
 
-    def _check_lifetime(self, claims: dict[str, Any], now: float) -> None:
-        """The one lifetime check, for fresh and remembered claims alike."""
-        leeway = self.leeway
-        # Written so that a huge integer claim is compared exactly, never converted to float.
-        if now - leeway >= claims["exp"]:
-            raise TokenExpired("token has expired", claims=claims)
-        nbf = claims.get("nbf")
-        if nbf is not None and now + leeway < nbf:
-            raise TokenNotYetValid("token is not valid yet", claims=claims)
-
-    def _keep(self, token: str, claims: dict[str, Any]) -> None:
-        verified = self._verified
-        if len(verified) >= self.remember:
-            try:  # drop the oldest; another thread may have done it already
-                del verified[next(iter(verified))]
-            except (KeyError, StopIteration, RuntimeError):
-                pass
-        verified[token] = claims
-
-    def _authenticate(self, token: str) -> dict[str, Any]:
-        """Check form, MAC, header and the claims' form; return the claims (lifetime unchecked)."""
         # Form first, on the characters alone: nothing is decoded before this passes.
         if len(token) > MAX_TOKEN_LENGTH:
             raise TokenInvalid("token is too long")
@@ -388,8 +350,37 @@ class TokenVerifier:
                 self._header_kids[header_segment] = header_kid
 
         claims = _decode_json(claims_segment, "claims")
-        _check_claims(claims)
+        if not _is_text(claims.get("locator")) or not claims["locator"]:
+            raise TokenInvalid("claim locator must be a non-empty string", claims=claims)
+        if "backend" in claims and not _is_text(claims["backend"]):
+            raise TokenInvalid("claim backend must be a string", claims=claims)
+        if not _is_time(claims.get("exp")):
+            raise TokenInvalid("claim exp must be a finite number", claims=claims)
+        if "nbf" in claims and not _is_time(claims["nbf"]):
+            raise TokenInvalid("claim nbf must be a finite number", claims=claims)
+        self._check_lifetime(claims, now)
+        if self.remember:
+            self._keep(token, claims)
         return claims
+
+    def _check_lifetime(self, claims: dict[str, Any], now: float) -> None:
+        """The one lifetime check, for fresh and remembered claims alike."""
+        leeway = self.leeway
+        # Written so that a huge integer claim is compared exactly, never converted to float.
+        if now - leeway >= claims["exp"]:
+            raise TokenExpired("token has expired", claims=claims)
+        nbf = claims.get("nbf")
+        if nbf is not None and now + leeway < nbf:
+            raise TokenNotYetValid("token is not valid yet", claims=claims)
+
+    def _keep(self, token: str, claims: dict[str, Any]) -> None:
+        verified = self._verified
+        if len(verified) >= self.remember:
+            try:  # drop the oldest; another thread may have done it already
+                del verified[next(iter(verified))]
+            except (KeyError, StopIteration, RuntimeError):
+                pass
+        verified[token] = claims
 
 
 def verify_origin_token(secret: Secret, token: object, now: float, *, leeway: float = 30) -> dict[str, Any]:
