@@ -304,6 +304,8 @@ class TokenVerifier:
         """
         if type(token) is not str:
             raise TokenInvalid("token is not a string")
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise TokenInvalid("token is too long")
         claims = self._verified.get(token)
         if claims is not None:
             try:
@@ -314,8 +316,6 @@ class TokenVerifier:
             return claims
 
         # Form first, on the characters alone: nothing is decoded before this passes.
-        if len(token) > MAX_TOKEN_LENGTH:
-            raise TokenInvalid("token is too long")
         if not token.isascii():
             raise TokenInvalid("token has characters outside base64url")
         data = token.encode("ascii")
