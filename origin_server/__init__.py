@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from .errors import (
+    ArgumentError,
+    ArgumentTypeError,
     ConfigError,
     FileRefused,
     OriginError,
+    SettingError,
     TokenError,
     TokenExpired,
     TokenInvalid,
@@ -13,9 +16,12 @@ from .errors import (
 )
 
 __all__ = [
+    "ArgumentError",
+    "ArgumentTypeError",
     "ConfigError",
     "FileRefused",
     "OriginError",
+    "SettingError",
     "TokenError",
     "TokenExpired",
     "TokenInvalid",

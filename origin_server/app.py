@@ -33,9 +33,9 @@ from .config import DEFAULT_ROOT_SEGMENT, OriginConfig
 from .errors import FileRefused, NotConfigured, TokenExpired, TokenInvalid, TokenNotYetValid
 from .media import content_disposition, content_type_for
 from .resolve import OpenedFile, locator_segments, open_regular_file, real_root
-from .tokens import verify_origin_token
+from .tokens import STREAM_PATH, TokenVerifier
 
-STREAM_ROUTE = "/api/private-origin/stream/{token}"
+STREAM_ROUTE = STREAM_PATH + "{token}"
 HEALTH_ROUTE = "/healthz"
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 CORS_REQUEST_HEADERS = "Range, If-Range, If-None-Match, If-Modified-Since"
@@ -163,53 +163,15 @@ class _Span:
         self.file.close()
 
 
-class _VerifiedTokens:
-    """Remember the claims of tokens whose MAC verified, so a player's next Range request skips the HMAC.
-
-    A player sends the same URL for every seek and every chunk, so most
-    requests repeat a token already verified. Only tokens that passed full
-    verification enter (nobody without a key can fill this), the number kept
-    is bounded, and the lifetime (``exp``, ``nbf``, leeway) is checked against
-    the clock on every request, with the same comparisons as
-    :func:`~origin_server.tokens.verify_origin_token`.
-    """
-
-    def __init__(self, config: OriginConfig, size: int = 4096) -> None:
-        self.keys = config.keys
-        self.leeway = config.leeway
-        self.size = size
-        self.claims: dict[str, dict[str, Any]] = {}
-
-    def verify(self, token: str, now: float) -> dict[str, Any]:
-        """Return the token's claims, or raise the same TokenError verification would."""
-        if self.keys is None:
-            raise NotConfigured()
-        claims = self.claims.get(token)
-        if claims is None:
-            claims = verify_origin_token(self.keys, token, now, leeway=self.leeway)
-            if len(self.claims) >= self.size:
-                try:  # drop the oldest; another thread may have done it already
-                    del self.claims[next(iter(self.claims))]
-                except (KeyError, StopIteration, RuntimeError):
-                    pass
-            self.claims[token] = claims
-            return claims
-        if now - self.leeway >= claims["exp"]:
-            self.claims.pop(token, None)
-            raise TokenExpired("token has expired")
-        nbf = claims.get("nbf")
-        if nbf is not None and now + self.leeway < nbf:
-            raise TokenNotYetValid("token is not valid yet")
-        return claims
-
-
 class _Stream:
     """``/api/private-origin/stream/{token}``: GET and HEAD stream the file; OPTIONS answers preflights."""
 
     def __init__(self, config: OriginConfig, headers: _ResponseHeaders) -> None:
         self.config = config
         self.headers = headers
-        self.tokens = _VerifiedTokens(config)
+        # One verifier for the app's life: it remembers verified tokens, so a
+        # player's next Range request skips the MAC (never the lifetime check).
+        self.tokens = TokenVerifier(config.keys, leeway=config.leeway) if config.keys is not None else None
         # Resolved once: a root missing now is resolved per request instead.
         self.real_roots = {name: real_root(path) for name, path in config.roots.items() if path.is_dir()}
 
@@ -232,6 +194,8 @@ class _Stream:
 
     def _serve(self, req: falcon.Request, resp: falcon.Response, token: str, *, send_body: bool) -> None:
         config = self.config
+        if self.tokens is None:
+            raise NotConfigured()
         now = config.clock()
         claims = self.tokens.verify(token, now)
         backend = claims.get("backend")

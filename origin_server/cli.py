@@ -1,7 +1,9 @@
 """The ``origin-server`` command line: parse, call one core function, render.
 
 Every :class:`~origin_server.errors.OriginError` becomes one line on stderr
-and exit code 1 here, in :func:`main`; click's usage errors exit 2.
+here, in :func:`main`, which also puts the flag's name in front of a refused
+setting or argument: a bad argument is a usage error (exit 2, like click's
+own), anything else operational (exit 1).
 """
 
 from __future__ import annotations
@@ -11,7 +13,17 @@ from pathlib import Path
 
 import click
 
-from .errors import OriginError
+from .errors import ArgumentError, OriginError, SettingError
+
+#: Settings and arguments the core names in its errors -> the flags that give them.
+FLAGS = {
+    "media_root": "--media-root",
+    "threads": "--threads",
+    "connection_limit": "--connection-limit",
+    # The token command checks --locator and --backend together.
+    "locator": "--locator/--backend",
+    "backend": "--locator/--backend",
+}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -91,17 +103,11 @@ def serve(
     import time
 
     from .app import create_app
-    from .config import OriginConfig, check_roots, parse_media_root
-    from .errors import ConfigError
+    from .config import OriginConfig, check_roots, parse_media_roots
+    from .keys import read_key_file
     from .server import configure_logging, make_server
-    from .tokens import read_key_file
 
-    roots: dict[str | None, Path] = {}
-    for spec in media_roots:
-        name, path = parse_media_root(spec)
-        if name in roots:
-            raise ConfigError(f"--media-root {spec!r}: root {name or '(default)'} given twice")
-        roots[name] = path
+    roots = parse_media_roots(media_roots)
     keys = read_key_file(secret_file)
     config = OriginConfig(
         roots=check_roots(roots),
@@ -167,14 +173,12 @@ def token(secret_file: Path, locator: str, backend: str | None, ttl: int, round_
     """
     import time
 
-    from .tokens import create_origin_token, expires_at, read_key_file, stream_url
+    from .keys import read_key_file
+    from .tokens import create_origin_token, expires_at, stream_url
 
     keys = read_key_file(secret_file)
     exp = expires_at(time.time(), ttl, round_to=round_to)
-    try:
-        minted = create_origin_token(keys, locator, exp, backend=backend)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--locator/--backend") from None
+    minted = create_origin_token(keys, locator, exp, backend=backend)
     click.echo(stream_url(base_url, minted) if base_url else minted)
 
 
@@ -182,6 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn origin_server's errors into one stderr line and an exit code."""
     try:
         cli.main(args=argv, prog_name="origin-server", standalone_mode=False)
+    except ArgumentError as error:  # a value from the command line that the core refuses
+        flag = FLAGS.get(error.argument, error.argument)
+        click.echo(f"origin-server: error: Invalid value for {flag}: {error}", err=True)
+        return 2
+    except SettingError as error:
+        flag = FLAGS.get(error.setting)
+        click.echo(f"origin-server: error: {f'{flag} {error.reason}' if flag else error}", err=True)
+        return 1
     except OriginError as error:
         click.echo(f"origin-server: error: {error}", err=True)
         return 1

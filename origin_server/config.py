@@ -9,16 +9,16 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError
+from .errors import ConfigError, SettingError
 
 if TYPE_CHECKING:
-    from .tokens import KeyRing
+    from .keys import KeyRing
 
 #: Backend names, as ``storage_backends.name`` holds them and the token's ``backend`` claim names them.
 _ROOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
@@ -69,14 +69,14 @@ class OriginConfig:
 
 
 def parse_media_root(spec: str) -> tuple[str | None, Path]:
-    """Parse ``[NAME=]PATH`` from the command line; ``=PATH`` forces an unnamed root.
+    """Parse ``[NAME=]PATH``; ``=PATH`` forces an unnamed root.
 
     A prefix before the first ``=`` is a name only if it looks like one
     (letters, digits, ``.``, ``_``, ``-``), so ``D:\\music`` and most paths with
     ``=`` in them still parse as paths.
 
     Raises:
-        ConfigError: empty path or a name that cannot be a backend name.
+        SettingError: (setting ``media_root``) an empty path.
     """
     name: str | None = None
     path = spec
@@ -84,8 +84,23 @@ def parse_media_root(spec: str) -> tuple[str | None, Path]:
     if sep and (head == "" or _ROOT_NAME.match(head)):
         name, path = (head or None), tail
     if not path:
-        raise ConfigError(f"--media-root {spec!r}: no path given")
+        raise SettingError("media_root", spec, f"{spec!r}: no path given")
     return name, Path(path)
+
+
+def parse_media_roots(specs: Iterable[str]) -> dict[str | None, Path]:
+    """Parse every ``[NAME=]PATH`` into backend name -> path, refusing a name given twice.
+
+    Raises:
+        SettingError: (setting ``media_root``) an empty path, or a second root of one name.
+    """
+    roots: dict[str | None, Path] = {}
+    for spec in specs:
+        name, path = parse_media_root(spec)
+        if name in roots:
+            raise SettingError("media_root", spec, f"{spec!r}: root {name or '(default)'} given twice")
+        roots[name] = path
+    return roots
 
 
 def check_roots(roots: Mapping[str | None, Path]) -> dict[str | None, Path]:

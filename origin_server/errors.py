@@ -1,6 +1,9 @@
-"""The one error hierarchy of origin_server; the app maps it to HTTP statuses in one place."""
+"""The one error hierarchy of origin_server; the app maps it to HTTP statuses, the CLI to exit codes."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 
 class OriginError(Exception):
@@ -22,6 +25,52 @@ class ConfigError(OriginError):
         self.line = line
 
 
+class SettingError(ConfigError):
+    """One setting has a value the origin cannot use (a media root without a path, a limit out of range).
+
+    The message is the setting's name in words followed by ``reason``; a
+    front end that knows the setting by another name (a command-line flag)
+    puts that name before ``reason`` instead.
+
+    Args:
+        setting: the setting's identifier (``media_root``, ``threads``, ``connection_limit``).
+        value: the value refused.
+        reason: what is wrong, phrased to follow the setting's name.
+    """
+
+    def __init__(self, setting: str, value: object, reason: str) -> None:
+        super().__init__(f"{setting.replace('_', ' ')} {reason}")
+        self.setting = setting
+        self.value = value
+        self.reason = reason
+
+
+class ArgumentError(OriginError, ValueError):
+    """A function was given an argument value it cannot use (an absolute locator, a malformed key id).
+
+    Args:
+        argument: the parameter's name (``locator``, ``backend``, ``key_id``, ``ttl``).
+        message: one line saying what is wrong.
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(message)
+        self.argument = argument
+
+
+class ArgumentTypeError(OriginError, TypeError):
+    """A function was given an argument of the wrong type (a bytes secret, a str expiry).
+
+    Args:
+        argument: the parameter's name (``secret``, ``locator``, ``expires_at``, ``kid``).
+        message: one line saying what is wrong; never the value, which may be a secret.
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(message)
+        self.argument = argument
+
+
 class NotConfigured(OriginError):
     """No signing key is configured, so no token can be checked: the app answers 503."""
 
@@ -40,7 +89,18 @@ class FileRefused(OriginError):
 
 
 class TokenError(OriginError, ValueError):
-    """A token was refused; a ``ValueError`` as the original plan's contract says."""
+    """A token was refused; also a ``ValueError``, as the token API's contract says.
+
+    Args:
+        message: why, in a few words (never the token).
+        claims: the token's claims when they were read, which happens only
+            after its MAC matched; None when the token was refused before.
+    """
+
+    def __init__(self, message: str, *, claims: Mapping[str, Any] | None = None) -> None:
+        # Exception.__new__ has set args to (message,) already; refusals are
+        # frequent enough that the extra __init__ call is worth skipping.
+        self.claims = claims
 
 
 class TokenInvalid(TokenError):

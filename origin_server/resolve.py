@@ -143,30 +143,6 @@ def _inside(root_real: str, candidate_real: str) -> bool:
     return os.path.normcase(candidate_real).startswith(prefix)
 
 
-def resolve_locator(root: Path, locator: object) -> Path:
-    """Return the real path a locator names under ``root``, refusing anything outside it.
-
-    Args:
-        root: the media root (need not be a real path itself).
-        locator: the token's ``locator`` claim.
-
-    Returns:
-        The resolved absolute path, inside the root's real path.
-
-    Raises:
-        FileRefused: bad locator, missing root, or a path that resolves outside the root.
-    """
-    segments = locator_segments(locator)
-    try:
-        root_real = os.path.realpath(root, strict=True)
-        candidate_real = os.path.realpath(os.path.join(root_real, *segments), strict=True)
-    except (OSError, ValueError):
-        raise FileRefused() from None
-    if not _inside(root_real, candidate_real):
-        raise FileRefused()
-    return Path(candidate_real)
-
-
 def _proc_fd_works() -> bool:
     """True where ``/proc/self/fd/N`` names what descriptor N has open (Linux)."""
     try:

@@ -13,7 +13,7 @@ import waitress
 import waitress.server
 
 from .accesslog import ACCESS_LOGGER, RedactTokens, install_redaction
-from .errors import ConfigError
+from .errors import SettingError
 
 #: Windows' select() handles at most 512 sockets; stay below it everywhere so a
 #: configuration that works on Linux also works on a Windows NAS.
@@ -40,12 +40,16 @@ def make_server(
             ``X-Forwarded-Proto`` waitress believes (``REMOTE_ADDR`` in the access log).
 
     Raises:
-        ConfigError: a limit out of range.
+        SettingError: (setting ``connection_limit`` or ``threads``) a limit out of range.
     """
     if not 1 <= connection_limit <= MAX_CONNECTION_LIMIT:
-        raise ConfigError(f"--connection-limit must be between 1 and {MAX_CONNECTION_LIMIT} (Windows' select() ceiling)")
+        raise SettingError(
+            "connection_limit",
+            connection_limit,
+            f"must be between 1 and {MAX_CONNECTION_LIMIT} (Windows' select() ceiling)",
+        )
     if not 1 <= threads <= 256:
-        raise ConfigError("--threads must be between 1 and 256")
+        raise SettingError("threads", threads, "must be between 1 and 256")
     options: dict[str, Any] = {
         "host": host,
         "port": port,

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from origin_server.app import create_app
 from origin_server.config import OriginConfig
-from origin_server.tokens import KeyRing
+from origin_server.keys import KeyRing
 from tests.e2e.conftest import STREAM_PATH, TEST_SECRET, mint_token_stdlib, origin_server, write_key_file
 
 NOW = 1_800_000_000.0

@@ -25,7 +25,8 @@ from waitress import wasyncore
 from origin_server.app import create_app
 from origin_server.config import OriginConfig
 from origin_server.server import make_server
-from origin_server.tokens import KeyRing, create_origin_token
+from origin_server.keys import KeyRing
+from origin_server.tokens import STREAM_PATH, create_origin_token
 from tests.conftest import stop_process
 
 SECRET = "s3cret-for-tests-0123456789abcdef-0123456789"
@@ -33,7 +34,7 @@ NOW = 1_800_000_000.0
 EXPIRES = NOW + 600
 #: Bytes that live beside the media root; no response may ever contain them.
 OUTSIDE_BYTES = b"OUTSIDE-THE-ROOT-" + bytes(range(256)) * 4
-STREAM = "/api/private-origin/stream/"
+STREAM = STREAM_PATH
 
 
 @dataclass
@@ -78,18 +79,24 @@ def token_for(locator: str, *, backend: str | None = None, expires_at: float = E
     return create_origin_token(SECRET, locator, expires_at, backend=backend, **extra)
 
 
+def b64url(data: bytes) -> str:
+    """Unpadded base64url, as a str."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def sign_segments(header: bytes, claims: bytes, secret: str = SECRET) -> str:
+    """A token over any header and claims bytes, correctly signed (HS256) with ``secret``."""
+    signing_input = b64url(header) + "." + b64url(claims)
+    return signing_input + "." + b64url(hmac.new(secret.encode("utf-8"), signing_input.encode("ascii"), hashlib.sha256).digest())
+
+
 def raw_token(claims: dict[str, object], secret: str = SECRET) -> str:
     """Mint an HS256 JWS by hand, for claims our own minting function refuses (absolute locators...).
 
     The server must hold even when another language's minting code has no such checks.
     """
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-    header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode("utf-8"))
-    body = b64(json.dumps(claims, ensure_ascii=False).encode("utf-8"))
-    mac = hmac.new(secret.encode("utf-8"), f"{header}.{body}".encode("ascii"), hashlib.sha256).digest()
-    return f"{header}.{body}.{b64(mac)}"
+    header = json.dumps({"alg": "HS256", "typ": "JWT"}).encode("utf-8")
+    return sign_segments(header, json.dumps(claims, ensure_ascii=False).encode("utf-8"), secret)
 
 
 def evil_token(locator: str) -> str:

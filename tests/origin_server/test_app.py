@@ -14,7 +14,8 @@ import pytest
 
 from origin_server.app import accel_redirect_path, create_app
 from origin_server.config import OriginConfig
-from origin_server.tokens import KeyRing, create_origin_token
+from origin_server.keys import KeyRing
+from origin_server.tokens import create_origin_token
 
 from .conftest import EXPIRES, NOW, OUTSIDE_BYTES, SECRET, STREAM, Media, evil_token, make_config, open_fds, token_for
 
@@ -23,8 +24,8 @@ def get(client: falcon.testing.TestClient, token: str, **headers: str) -> falcon
     return client.simulate_get(STREAM + token, headers=headers)
 
 
-def test_plan_task6_ported_to_falcon_and_a_relative_locator(tmp_path: Path) -> None:
-    """The original plan's Task 6 test: a valid token streams the file's bytes."""
+def test_a_valid_token_streams_the_file_under_a_relative_locator(tmp_path: Path) -> None:
+    """The first end-to-end check: a valid token streams the file's bytes."""
     music_file = tmp_path / "test.flac"
     music_file.write_bytes(b"test-audio")
     token = create_origin_token(secret="secret-123" * 4, locator="test.flac", expires_at=4102444800)

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from origin_server.cli import main
+
 from .conftest import SECRET, STREAM, Media, cli_server, token_for
 
 
@@ -86,3 +88,21 @@ def test_serves_through_the_cli_with_the_env_key_file(media: Media, key_file: Pa
     assert token not in err and SECRET not in err and SECRET not in out
     assert "/api/private-origin/stream/{token} 206 2 " in err  # the access line
     assert str(media.root) not in out
+
+
+@pytest.mark.parametrize(
+    ("specs", "line"),
+    [
+        (["="], "origin-server: error: --media-root '=': no path given"),
+        (["{root}", "={root}"], "origin-server: error: --media-root '={root}': root (default) given twice"),
+    ],
+)
+def test_media_root_refusals_name_the_flag(
+    media: Media, key_file: Path, capsys: pytest.CaptureFixture[str], specs: list[str], line: str
+) -> None:
+    args = ["serve", "--secret-file", str(key_file)]
+    for spec in specs:
+        args += ["--media-root", spec.format(root=media.root)]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert captured.err == line.format(root=media.root) + "\n" and captured.out == ""

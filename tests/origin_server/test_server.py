@@ -13,6 +13,8 @@ import pytest
 import requests
 
 from origin_server.app import create_app
+from origin_server.errors import SettingError
+from origin_server.server import MAX_CONNECTION_LIMIT, make_server
 
 from .conftest import (
     NOW,
@@ -265,3 +267,20 @@ def test_waitress_error_log_has_no_token(media: Media, serve_app, caplog: pytest
     assert "Exception while serving" in caplog.text
     assert "/stream/<redacted>" in caplog.text
     assert token not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("limits", "setting", "value"),
+    [
+        ({"connection_limit": MAX_CONNECTION_LIMIT + 1}, "connection_limit", MAX_CONNECTION_LIMIT + 1),
+        ({"connection_limit": 0}, "connection_limit", 0),
+        ({"threads": 0}, "threads", 0),
+        ({"threads": 257}, "threads", 257),
+    ],
+)
+def test_limits_out_of_range_are_refused_before_binding(limits: dict[str, int], setting: str, value: int) -> None:
+    with pytest.raises(SettingError) as caught:
+        make_server(object(), port=0, **limits)  # type: ignore[arg-type]
+    assert (caught.value.setting, caught.value.value) == (setting, value)
+    assert str(caught.value).startswith(setting.replace("_", " ") + " must be between 1 and ")
+    assert "--" not in str(caught.value)  # the command line adds its own flag names

@@ -1,4 +1,4 @@
-"""Private-origin tokens: the plan's contract, strictness, rotation, published vectors, PyJWT interop."""
+"""Private-origin tokens: the token API's contract, strictness, rotation, published vectors, PyJWT interop."""
 
 from __future__ import annotations
 
@@ -17,18 +17,21 @@ import jwt
 import pytest
 
 from origin_server import errors
+from origin_server.keys import KeyRing
 from origin_server.tokens import (
     MAX_TOKEN_LENGTH,
-    KeyRing,
     TokenError,
     TokenExpired,
     TokenInvalid,
     TokenNotYetValid,
+    TokenVerifier,
     create_origin_token,
     expires_at,
     stream_url,
     verify_origin_token,
 )
+
+from .conftest import b64url, sign_segments
 
 VECTORS_DIR = Path(__file__).resolve().parents[1] / "vectors"
 VECTORS = json.loads((VECTORS_DIR / "tokens.json").read_text(encoding="utf-8"))
@@ -36,10 +39,6 @@ NOW = 1767225600
 KEY = "test-secret-that-is-at-least-32-bytes-long"
 RING = KeyRing([("2026-02", "new-secret-" + "n" * 32), ("2026-01", "old-secret-" + "o" * 32)])
 LOCATOR = "netease/马也/海屿你.flac"
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def segments(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -62,7 +61,7 @@ def pyjwt_encode(claims: dict[str, Any], key: str, headers: dict[str, Any] | Non
         return jwt.encode(claims, key, algorithm="HS256", headers=headers)
 
 
-# --- the plan's Task 4 test, ported ----------------------------------------------
+# --- the first round trip, with keyword arguments -------------------------------------
 
 
 def test_create_and_verify_origin_token() -> None:
@@ -166,6 +165,14 @@ def test_lifetime_and_leeway(exp: float, nbf: float | None, now: float, leeway: 
     else:
         with pytest.raises(outcome):
             verify_origin_token(KEY, token, now, leeway=leeway)
+    # A token a verifier remembers (verified once while valid) meets the same check.
+    remembering = TokenVerifier(KEY, leeway=leeway)
+    assert remembering.verify(token, (nbf if nbf is not None else exp - 100) + 0.1)["exp"] == exp
+    if outcome is None:
+        assert remembering.verify(token, now)["exp"] == exp
+    else:
+        with pytest.raises(outcome):
+            remembering.verify(token, now)
 
 
 def test_expired_wins_over_not_yet_valid() -> None:
@@ -176,8 +183,7 @@ def test_expired_wins_over_not_yet_valid() -> None:
 
 def test_huge_integer_exp_is_compared_exactly() -> None:
     claims = '{"locator":"a","exp":%d}' % 10**400
-    signing_input = b64url(b'{"alg":"HS256"}') + "." + b64url(claims.encode())
-    token = signing_input + "." + b64url(hmac.new(KEY.encode(), signing_input.encode(), hashlib.sha256).digest())
+    token = sign_segments(b'{"alg":"HS256"}', claims.encode(), KEY)
     assert verify_origin_token(KEY, token, NOW, leeway=0.5)["exp"] == 10**400
 
 
@@ -220,6 +226,25 @@ def test_create_refuses_bad_arguments(kwargs: dict[str, Any], error: type) -> No
         create_origin_token(**args)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "error", "argument"),
+    [
+        ({"locator": "/srv/music/a.flac"}, errors.ArgumentError, "locator"),
+        ({"backend": "nas\ud800"}, errors.ArgumentError, "backend"),
+        ({"key_id": "bad kid"}, errors.ArgumentError, "key_id"),
+        ({"locator": b"a.flac"}, errors.ArgumentTypeError, "locator"),
+        ({"expires_at": "1700000000"}, errors.ArgumentTypeError, "expires_at"),
+        ({"not_before": float("nan")}, errors.ArgumentTypeError, "not_before"),
+        ({"secret": b"bytes-secret"}, errors.ArgumentTypeError, "secret"),
+    ],
+)
+def test_create_errors_name_the_argument(kwargs: dict[str, Any], error: type, argument: str) -> None:
+    args = {"secret": KEY, "locator": "a.flac", "expires_at": NOW, **kwargs}
+    with pytest.raises(error) as caught:
+        create_origin_token(**args)
+    assert caught.value.argument == argument and isinstance(caught.value, errors.OriginError)
+
+
 def test_expires_at_rounds_up_to_the_bucket() -> None:
     assert expires_at(1000.2, 3600) == 4601
     assert expires_at(1000.0, 3600) == 4600
@@ -228,8 +253,9 @@ def test_expires_at_rounds_up_to_the_bucket() -> None:
     # Every URL minted within one bucket carries the same exp, hence is the same URL.
     mints = {create_origin_token(KEY, "a.flac", expires_at(t, 3600, round_to=300)) for t in range(1201, 1500, 7)}
     assert len(mints) == 1
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as caught:
         expires_at(0, -1)
+    assert isinstance(caught.value, errors.ArgumentError) and caught.value.argument == "ttl"
 
 
 def test_stream_url() -> None:

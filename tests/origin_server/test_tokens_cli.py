@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from origin_server.tokens import read_key_file, verify_origin_token
+from origin_server.cli import main
+from origin_server.keys import read_key_file
+from origin_server.tokens import verify_origin_token
 
 SECRET_NEW = "n" * 40
 SECRET_OLD = "o" * 40
@@ -94,3 +96,15 @@ def test_usage_errors_exit_2(key_file: Path, args: list[str]) -> None:
     done = run(*[a.format(keys=key_file) for a in args])
     assert done.returncode == 2, done.stderr
     assert done.stdout == "" and "Traceback" not in done.stderr and done.stderr.startswith("origin-server: error:")
+
+
+def test_a_locator_the_core_refuses_is_a_usage_error_naming_the_flags(
+    key_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["token", "--secret-file", str(key_file), "--locator", "/srv/music/a.flac"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "origin-server: error: Invalid value for --locator/--backend: "
+        "locator must be relative to a media root, not an absolute path\n"
+    )

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from origin_server.tokens import KeyRing, create_origin_token, stream_url, verify_origin_token
+from origin_server.keys import KeyRing
+from origin_server.tokens import create_origin_token, stream_url, verify_origin_token
 from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]

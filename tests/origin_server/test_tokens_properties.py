@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import math
 import warnings
@@ -14,7 +11,10 @@ import jwt
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from origin_server.tokens import KeyRing, TokenError, create_origin_token, verify_origin_token
+from origin_server.keys import KeyRing
+from origin_server.tokens import TokenError, create_origin_token, verify_origin_token
+
+from .conftest import b64url, sign_segments
 
 KEY = "property-test-secret-" + "k" * 32
 RING = KeyRing([("k2", KEY), ("k1", "older-secret-" + "o" * 32)])
@@ -23,15 +23,6 @@ B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 # No deadline: the machine is shared and noisy; tests never assert timings.
 relaxed = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def sign(header: bytes, claims: bytes, key: str = KEY) -> str:
-    signing_input = b64url(header) + "." + b64url(claims)
-    return signing_input + "." + b64url(hmac.new(key.encode(), signing_input.encode(), hashlib.sha256).digest())
 
 
 def outcome(secret: Any, token: object, now: float = NOW) -> dict[str, Any] | TokenError:
@@ -131,14 +122,16 @@ def test_mutated_valid_token(data: st.DataObject) -> None:
 @relaxed
 @given(st.binary(max_size=300), st.binary(max_size=300))
 def test_correctly_signed_arbitrary_bytes(header: bytes, claims: bytes) -> None:
-    outcome(KEY, sign(header, claims))
-    outcome(KEY, sign(b'{"alg":"HS256"}', claims))
+    outcome(KEY, sign_segments(header, claims, KEY))
+    outcome(KEY, sign_segments(b'{"alg":"HS256"}', claims, KEY))
 
 
 @relaxed
 @given(header_like, claim_like)
 def test_correctly_signed_arbitrary_json(header: dict[str, Any], claims: dict[str, Any]) -> None:
-    token = sign(json.dumps(header).encode("utf-8", "surrogatepass"), json.dumps(claims).encode("utf-8", "surrogatepass"))
+    token = sign_segments(
+        json.dumps(header).encode("utf-8", "surrogatepass"), json.dumps(claims).encode("utf-8", "surrogatepass"), KEY
+    )
     result = outcome(RING, token)
     if not isinstance(result, TokenError):
         assert header["alg"] == "HS256" and header.get("typ", "JWT") == "JWT" and header.get("kid", "k2") == "k2"

@@ -192,7 +192,7 @@ def build() -> dict[str, object]:
     # Signature.
     bad("signature of another key", token(KEYS["ring"][0][1], hs, basic))
     bad("claims changed after signing", h_seg + "." + b64url(basic.replace(".flac", ".mp3").encode("utf-8")) + "." + m_seg)
-    bad("plan's mistake: MAC over a re-serialized payload (ASCII escapes) while UTF-8 was sent",
+    bad("a common mistake: MAC over a re-serialized payload (ASCII escapes) while UTF-8 was sent",
         h_seg + "." + c_seg + "." + mac(single, h_seg + "." + b64url(json.dumps({"locator": LOCATOR, "exp": EXP}, separators=(",", ":")).encode())))
     bad("unknown kid", token(signer[1], hk % "2025-12", basic), keys="ring")
     bad("kid names another key than the one that signed", token(older[1], hk % signer[0], basic), keys="ring")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from pathlib import Path
 
 import pytest
 
-from origin_server.errors import ConfigError
-from origin_server.tokens import KeyRing, create_origin_token, parse_key_file, read_key_file, verify_origin_token
+from origin_server.errors import ArgumentTypeError, ConfigError
+from origin_server.keys import MAC_LENGTH, KeyRing, is_key_id, parse_key_file, read_key_file
+from origin_server.tokens import create_origin_token, verify_origin_token
 
 SECRET_A = "a" * 32 + "-first"
 SECRET_B = "b" * 32 + "-second"
@@ -51,6 +55,54 @@ def test_key_ring_is_immutable_and_never_shows_secrets() -> None:
 def test_key_ring_refuses(keys: list[tuple[object, object]], error: type) -> None:
     with pytest.raises(error):
         KeyRing(keys)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("keys", "argument"), [([("k1", b"bytes")], "secret"), ([(1, SECRET_A)], "kid")])
+def test_key_ring_type_errors_name_the_argument(keys: list[tuple[object, object]], argument: str) -> None:
+    with pytest.raises(ArgumentTypeError) as caught:
+        KeyRing(keys)  # type: ignore[arg-type]
+    assert caught.value.argument == argument and isinstance(caught.value, TypeError)
+
+
+def test_key_ring_of_accepts_a_ring_a_str_or_pairs() -> None:
+    ring = KeyRing([("k2", SECRET_B), ("k1", SECRET_A)])
+    assert KeyRing.of(ring) is ring
+    assert KeyRing.of(list(ring)) == ring
+    assert KeyRing.of(SECRET_A) == KeyRing.single(SECRET_A)
+    with pytest.raises(ArgumentTypeError) as caught:
+        KeyRing.of(SECRET_A.encode())  # type: ignore[arg-type]
+    assert caught.value.argument == "secret" and isinstance(caught.value, TypeError)
+
+
+def reference_mac(secret: str, signing_input: bytes) -> bytes:
+    digest = hmac.new(secret.encode("utf-8"), signing_input, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=")
+
+
+def test_sign_is_the_signing_keys_base64url_mac() -> None:
+    ring = KeyRing([("k2", SECRET_B), ("k1", SECRET_A)])
+    assert ring.sign(b"head.claims") == reference_mac(SECRET_B, b"head.claims")
+    assert len(ring.sign(b"")) == MAC_LENGTH
+
+
+def test_candidates_are_the_named_key_or_every_key() -> None:
+    ring = KeyRing([("k2", SECRET_B), ("k1", SECRET_A)])
+    signing_input = "马也.x".encode("utf-8")
+    every = ring.candidates(None)
+    assert [kid for kid, _ in every] == ["k2", "k1"]
+    assert [mac(signing_input) for _, mac in every] == [reference_mac(s, signing_input) for s in (SECRET_B, SECRET_A)]
+    ((kid, mac),) = ring.candidates("k1")
+    assert kid == "k1" and mac(signing_input) == reference_mac(SECRET_A, signing_input)
+    assert ring.candidates("k9") == ()
+    assert [kid for kid, _ in KeyRing.single(SECRET_A).candidates(None)] == [None]
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("2026-02", True), ("a.b_c-D9", True), ("", False), ("a b", False), ("k:1", False), (None, False), (7, False)],
+)
+def test_is_key_id(value: object, ok: bool) -> None:
+    assert is_key_id(value) is ok
 
 
 # --- parse_key_file ------------------------------------------------------------------------
