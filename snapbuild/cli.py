@@ -139,7 +139,7 @@ def sample_catalog_command(
     click.echo(f"wrote {out}: {stats.summary()}")
 
 
-# --- row-level diffs: textconv, consumer-setup, diff (see textconv.py, diff.py) ---------
+# --- row-level diffs: textconv, consumer-setup, diff (see textconv.py, consumer.py, diff.py)
 
 
 @cli.command("textconv")
@@ -185,7 +185,7 @@ def consumer_setup_command(clone: Path, portable: bool) -> None:
     import shlex
 
     from .errors import RepoError
-    from .textconv import consumer_setup, manual_setup_command
+    from .consumer import consumer_setup, manual_setup_command
 
     # git runs the command through sh (Git for Windows bundles one): quote the path for sh.
     interpreter = shlex.quote(Path(sys.executable).as_posix())
