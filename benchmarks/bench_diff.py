@@ -97,7 +97,7 @@ def main() -> None:
 
     from snapbuild import export_snapshot
     from snapbuild.diff import diff_databases
-    from snapbuild.repo import commit_snapshot
+    from snapbuild.snapshots import commit_snapshot
     from snapbuild.sample import mutate_sample_catalog, write_sample_catalog
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
