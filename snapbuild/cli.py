@@ -20,8 +20,10 @@ from typing import Any
 import click
 
 from .errors import RepoLockedError, SnapbuildError, SourceBusyError, UsageError
+from .export import ExportResult
 from .git.store import DEFAULT_LOCK_TIMEOUT
-from .snapshots import DEFAULT_AUTHOR, parse_author
+from .manifest import SnapshotManifest
+from .snapshots import DEFAULT_AUTHOR, CommitResult, HistoryEntry, parse_author
 
 #: Exit codes: an operational error (the catalog, the target, the repository), a usage error, Ctrl-C.
 EXIT_FAILURE = 1
@@ -58,12 +60,11 @@ def _human_bytes(size: int) -> str:
     return f"{size} B"
 
 
-def _change_summary(entry: object) -> str:
-    changes = entry.changes  # type: ignore[attr-defined]
-    if entry.parent_snapshot_id is None:  # type: ignore[attr-defined]
+def _change_summary(entry: HistoryEntry) -> str:
+    if entry.parent_snapshot_id is None:
         return "first snapshot"
     parts = []
-    for table, delta in changes.items():
+    for table, delta in entry.changes.items():
         if delta is None:
             parts.append(f"{table} new")
         elif delta:
@@ -267,7 +268,7 @@ def diff_command(repo_path: Path, revs: tuple[str, ...], examples: int, as_json:
 # --- export and verify (see export.py, verify.py, pipeline.py) ---------------------------
 
 
-def _commit_summary(committed: Any, manifest: Any, repo: Path, elapsed: float) -> list[str]:
+def _commit_summary(committed: CommitResult, manifest: SnapshotManifest, repo: Path, elapsed: float) -> list[str]:
     """The lines ``export --commit`` prints about the repository."""
     head = committed.commit[:12]
     if not committed.changed:
@@ -320,7 +321,7 @@ class _StageProgress:
             self._bar.__exit__(None, None, None)
 
 
-def _export_summary(result: Any, target_dir: Path, elapsed: float) -> str:
+def _export_summary(result: ExportResult, target_dir: Path, elapsed: float) -> str:
     manifest = result.manifest
     counts = manifest.table_counts
     repairs = ", ".join(f"{name}={count}" for name, count in sorted(result.repairs.items())) or "none"
