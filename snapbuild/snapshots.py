@@ -29,7 +29,7 @@ from dulwich.repo import Repo
 from .consumer import DRIVER_NAME
 from .errors import InsufficientSpaceError, ManifestError, RepoError, UsageError
 from .git.objects import add_blob, read_blob, stream_blob, write_loose_blob
-from .git.revisions import TAG_PREFIX, has_head, resolve_rev
+from .git.revisions import HEAD_REF, TAG_PREFIX, has_head, resolve_rev
 from .git.store import BRANCH_REF, DEFAULT_LOCK_TIMEOUT, configure, ensure_repo, open_repo, reading, repo_lock
 from .manifest import COUNT_FIELDS, DB_NAME, MANIFEST_NAME, SnapshotManifest
 
@@ -148,10 +148,14 @@ def _snapshot_entries(repo: Repo, sha: bytes) -> tuple[bytes, bytes]:
         raise RepoError(f"commit {sha.decode()} holds no snapshot") from error
 
 
+def _committed_manifest(repo: Repo, sha: bytes, raw: bytes) -> SnapshotManifest:
+    """Parse the manifest bytes of commit ``sha``; errors name the commit."""
+    return _parse_manifest(raw, f"{MANIFEST_NAME} at {sha.decode()[:12]}", Path(repo.controldir()))
+
+
 def _manifest_at(repo: Repo, sha: bytes) -> SnapshotManifest:
     _, manifest_sha = _snapshot_entries(repo, sha)
-    where = f"{MANIFEST_NAME} at {sha.decode()[:12]}"
-    return _parse_manifest(read_blob(repo, manifest_sha), where, Path(repo.controldir()))
+    return _committed_manifest(repo, sha, read_blob(repo, manifest_sha))
 
 
 def require_snapshot_repo(git_dir: str | os.PathLike[str]) -> None:
@@ -168,7 +172,7 @@ def require_snapshot_repo(git_dir: str | os.PathLike[str]) -> None:
         try:
             main = repo.refs[BRANCH_REF]
         except KeyError:
-            others = [ref for ref in repo.refs.allkeys() if ref != b"HEAD"]
+            others = [ref for ref in repo.refs.allkeys() if ref != HEAD_REF]
             if others:
                 raise RepoError(
                     f"{git_dir} is not a snapshot repository: it has no {BRANCH_REF.decode()} but other refs "
@@ -214,7 +218,7 @@ def extract_snapshot(
         sha = resolve_rev(repo, rev)
         db_sha, manifest_sha = _snapshot_entries(repo, sha)
         manifest_raw = read_blob(repo, manifest_sha)
-        manifest = _parse_manifest(manifest_raw, f"{MANIFEST_NAME} at {sha.decode()[:12]}", Path(repo.controldir()))
+        manifest = _committed_manifest(repo, sha, manifest_raw)
         _write_aside(dest / DB_NAME, lambda out: stream_blob(repo, db_sha, out))
         _write_aside(dest / MANIFEST_NAME, lambda out: out.write(manifest_raw))
     return manifest
