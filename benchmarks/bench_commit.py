@@ -42,7 +42,7 @@ T2 = "2026-01-02T00:00:00Z"
 _PHASED = """
 import sys, time
 from snapbuild.export import run_export
-from snapbuild.repo import commit_snapshot
+from snapbuild.snapshots import commit_snapshot
 start = time.perf_counter()
 run_export(sys.argv[1], sys.argv[2], generated_at=sys.argv[4])
 middle = time.perf_counter()

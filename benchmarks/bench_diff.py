@@ -37,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from snapbuild.textconv import open_snapshot_readonly, table_shapes  # noqa: E402
+from snapbuild.sqlite import open_snapshot, table_shapes  # noqa: E402
 
 TIME = shutil.which("time", path="/usr/bin:/bin") or "/usr/bin/time"
 
@@ -63,7 +63,7 @@ def timed(argv: list[str], *, stdout_to_null: bool = True) -> tuple[float, int, 
 
 def anchor_except_sql(old: Path, new: Path) -> str:
     """The sqlite3 shell's floor: per table, rows of each side missing from the other."""
-    with open_snapshot_readonly(new) as conn:
+    with open_snapshot(new) as conn:
         tables = list(table_shapes(conn))
     lines = [f"ATTACH '{old.as_posix()}' AS a;", f"ATTACH '{new.as_posix()}' AS b;"]
     for table in tables:
@@ -73,7 +73,7 @@ def anchor_except_sql(old: Path, new: Path) -> str:
 
 
 def anchor_dump_sql(db: Path) -> str:
-    with open_snapshot_readonly(db) as conn:
+    with open_snapshot(db) as conn:
         shapes = table_shapes(conn)
     return "".join(
         f"SELECT * FROM \"{shape.name}\" ORDER BY {', '.join(shape.key)};\n" for shape in shapes.values()
@@ -97,7 +97,7 @@ def main() -> None:
 
     from snapbuild import export_snapshot
     from snapbuild.diff import diff_databases
-    from snapbuild.repo import commit_snapshot
+    from snapbuild.snapshots import commit_snapshot
     from snapbuild.sample import mutate_sample_catalog, write_sample_catalog
 
     args.data_dir.mkdir(parents=True, exist_ok=True)

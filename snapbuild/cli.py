@@ -2,7 +2,8 @@
 
 Every :class:`~snapbuild.errors.SnapbuildError` becomes one line on stderr and
 an exit code here, in :func:`main`, and nowhere else: 2 for usage errors,
-1 for operational ones.
+1 for operational ones. Core messages name no flags: :func:`render_error`
+names the flag the user can change.
 """
 
 from __future__ import annotations
@@ -18,11 +19,27 @@ from typing import Any
 
 import click
 
-from .errors import SnapbuildError, UsageError
+from .errors import RepoLockedError, SnapbuildError, SourceBusyError, UsageError
+from .export import ExportResult
+from .git.store import DEFAULT_LOCK_TIMEOUT
+from .manifest import SnapshotManifest
+from .snapshots import DEFAULT_AUTHOR, CommitResult, HistoryEntry, parse_author
 
-#: Exit codes: an operational error (the catalog, the target, the repository), a usage error.
+#: Exit codes: an operational error (the catalog, the target, the repository), a usage error, Ctrl-C.
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_ABORTED = 130
+
+#: The snapshot repository every command uses unless given ``--repo``.
+DEFAULT_REPO = Path("snapshots.git")
+
+#: The flag that sets each library argument a usage error can name.
+_ARGUMENT_FLAGS = {"author": "--author"}
+#: What the user can do about an error that ran out of time, by the error's class.
+_HINTS: tuple[tuple[type[SnapbuildError], str], ...] = (
+    (RepoLockedError, "raise --lock-timeout to wait longer"),
+    (SourceBusyError, "raise --busy-timeout to wait longer"),
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,7 +48,7 @@ def cli() -> None:
     """Build deterministic read-model snapshots of a music catalog and version them with git."""
 
 
-# --- snapshot repository: log, gc (see snapbuild/repo.py) -------------------------------
+# --- snapshot repository: log, gc (see snapbuild/snapshots.py, snapbuild/git/) ----------
 
 
 def _human_bytes(size: int) -> str:
@@ -43,12 +60,11 @@ def _human_bytes(size: int) -> str:
     return f"{size} B"
 
 
-def _change_summary(entry: object) -> str:
-    changes = entry.changes  # type: ignore[attr-defined]
-    if entry.parent_snapshot_id is None:  # type: ignore[attr-defined]
+def _change_summary(entry: HistoryEntry) -> str:
+    if entry.parent_snapshot_id is None:
         return "first snapshot"
     parts = []
-    for table, delta in changes.items():
+    for table, delta in entry.changes.items():
         if delta is None:
             parts.append(f"{table} new")
         elif delta:
@@ -57,7 +73,7 @@ def _change_summary(entry: object) -> str:
 
 
 @cli.command("log")
-@click.option("--repo", "repo_path", type=click.Path(path_type=Path), default=Path("snapshots.git"),
+@click.option("--repo", "repo_path", type=click.Path(path_type=Path), default=DEFAULT_REPO,
               show_default=True, help="Snapshot repository: the bare repository or any clone.")
 @click.option("--rev", default="HEAD", show_default=True, help="Start from this revision.")
 @click.option("-n", "--max-count", type=click.IntRange(min=1), default=None, help="Show at most N snapshots.")
@@ -67,7 +83,7 @@ def log_command(repo_path: Path, rev: str, max_count: int | None, as_json: bool)
 
     Example: snapbuild log --repo snapshots.git -n 5
     """
-    from .repo import snapshot_history
+    from .snapshots import snapshot_history
 
     entries = snapshot_history(repo_path, rev, limit=max_count)
     if as_json:
@@ -82,9 +98,9 @@ def log_command(repo_path: Path, rev: str, max_count: int | None, as_json: bool)
 
 
 @cli.command("gc")
-@click.option("--repo", "repo_path", type=click.Path(path_type=Path), default=Path("snapshots.git"),
+@click.option("--repo", "repo_path", type=click.Path(path_type=Path), default=DEFAULT_REPO,
               show_default=True, help="The snapshot repository to repack.")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=DEFAULT_LOCK_TIMEOUT, show_default=True,
               help="Seconds to wait for a running export --commit.")
 def gc_command(repo_path: Path, lock_timeout: float) -> None:
     """Repack the snapshot repository (git CLI with deltas if installed, else dulwich).
@@ -94,9 +110,9 @@ def gc_command(repo_path: Path, lock_timeout: float) -> None:
 
     Example: snapbuild gc --repo snapshots.git
     """
-    from .repo import gc_repo
+    from .git.remote import gc
 
-    result = gc_repo(repo_path, git=shutil.which("git"), lock_timeout=lock_timeout)
+    result = gc(repo_path, git=shutil.which("git"), lock_timeout=lock_timeout)
     click.echo(
         f"repacked {repo_path} with {result.tool}: "
         f"{_human_bytes(result.size_before)} -> {_human_bytes(result.size_after)}"
@@ -139,7 +155,7 @@ def sample_catalog_command(
     click.echo(f"wrote {out}: {stats.summary()}")
 
 
-# --- row-level diffs: textconv, consumer-setup, diff (see textconv.py, diff.py) ---------
+# --- row-level diffs: textconv, consumer-setup, diff (see textconv.py, consumer.py, diff.py)
 
 
 @cli.command("textconv")
@@ -185,7 +201,7 @@ def consumer_setup_command(clone: Path, portable: bool) -> None:
     import shlex
 
     from .errors import RepoError
-    from .textconv import consumer_setup, manual_setup_command
+    from .consumer import consumer_setup, manual_setup_command
 
     # git runs the command through sh (Git for Windows bundles one): quote the path for sh.
     interpreter = shlex.quote(Path(sys.executable).as_posix())
@@ -203,7 +219,7 @@ def _render_key(example: dict[str, object]) -> str:
 
 
 @cli.command("diff")
-@click.option("--repo", "repo_path", type=click.Path(path_type=Path), default=Path("snapshots.git"),
+@click.option("--repo", "repo_path", type=click.Path(path_type=Path), default=DEFAULT_REPO,
               show_default=True, help="Snapshot repository: the bare repository or any clone.")
 @click.argument("revs", nargs=-1, metavar="[REV_A [REV_B]]")
 @click.option("--examples", type=click.IntRange(min=0), default=5, show_default=True,
@@ -218,7 +234,7 @@ def diff_command(repo_path: Path, revs: tuple[str, ...], examples: int, as_json:
 
     Example: snapbuild diff --repo snapshots.git HEAD~3 HEAD --json
     """
-    from .diff import diff_revisions
+    from .pipeline import diff_revisions
 
     if len(revs) > 2:
         raise UsageError(f"diff takes at most two revisions, got {len(revs)}")
@@ -249,10 +265,10 @@ def diff_command(repo_path: Path, revs: tuple[str, ...], examples: int, as_json:
                 click.echo(f"    {kind + ':':8} " + "; ".join(_render_key(key) for key in keys) + more)
 
 
-# --- export and verify (see export.py, verify.py) ----------------------------------------
+# --- export and verify (see export.py, verify.py, pipeline.py) ---------------------------
 
 
-def _commit_summary(committed: Any, manifest: Any, repo: Path, elapsed: float) -> list[str]:
+def _commit_summary(committed: CommitResult, manifest: SnapshotManifest, repo: Path, elapsed: float) -> list[str]:
     """The lines ``export --commit`` prints about the repository."""
     head = committed.commit[:12]
     if not committed.changed:
@@ -305,7 +321,7 @@ class _StageProgress:
             self._bar.__exit__(None, None, None)
 
 
-def _export_summary(result: Any, target_dir: Path, elapsed: float) -> str:
+def _export_summary(result: ExportResult, target_dir: Path, elapsed: float) -> str:
     manifest = result.manifest
     counts = manifest.table_counts
     repairs = ", ".join(f"{name}={count}" for name, count in sorted(result.repairs.items())) or "none"
@@ -332,12 +348,12 @@ def _export_summary(result: Any, target_dir: Path, elapsed: float) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of the summary.")
 @click.option("--commit", is_flag=True, help="Also commit the snapshot to the snapshot repository (git).")
 @click.option("--repo", "repo_path", type=click.Path(path_type=Path), default=None,
-              help="Snapshot repository for --commit (bare; created on first use). Default: snapshots.git")
+              help=f"Snapshot repository for --commit (bare; created on first use). Default: {DEFAULT_REPO}")
 @click.option("--author", default=None, metavar="'NAME <EMAIL>'",
-              help="Author and committer of the commit. Default: 'snapbuild <snapbuild@localhost>'.")
+              help=f"Author and committer of the commit. Default: '{DEFAULT_AUTHOR}'.")
 @click.option("--push", "push_remote", default=None, metavar="REMOTE",
               help="After --commit, push main and the tags to REMOTE (path, file://, ssh or https URL).")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=DEFAULT_LOCK_TIMEOUT, show_default=True,
               help="Seconds to wait for another writer of the repository.")
 def export_command(
     source_db: Path, target_dir: Path | None, generated_at: str | None, busy_timeout: float, as_json: bool,
@@ -365,22 +381,22 @@ def export_command(
     if not commit and (repo_path is not None or author is not None or push_remote is not None):
         raise UsageError("--repo, --author and --push need --commit")
     if commit:
-        from .repo import DEFAULT_AUTHOR, parse_author
-
         parse_author(author or DEFAULT_AUTHOR)  # a bad --author fails before the export runs
     stamp = _generated_at(generated_at, os.environ.get("SOURCE_DATE_EPOCH"))
     progress = _StageProgress() if sys.stderr.isatty() else None
     started = time.monotonic()
-    committed = None
-    repo = repo_path or Path("snapshots.git")
+    run = None
+    repo = repo_path or DEFAULT_REPO
     try:
         if commit:
-            from .repo import export_and_commit
+            from .pipeline import export_and_commit
 
-            result, committed = export_and_commit(
+            run = export_and_commit(
                 source_db, repo, generated_at=stamp, author=author or DEFAULT_AUTHOR, lock_timeout=lock_timeout,
                 target_dir=target_dir, busy_timeout=busy_timeout, progress=progress,
+                push_to=push_remote, git=shutil.which("git"), env=dict(os.environ),
             )
+            result = run.exported
         else:
             result = run_export(
                 source_db, target_dir, generated_at=stamp, busy_timeout=busy_timeout, progress=progress
@@ -392,14 +408,13 @@ def export_command(
         click.echo(result.manifest.to_json(), nl=False)
     elif target_dir is not None:
         click.echo(_export_summary(result, target_dir, time.monotonic() - started))
-    if committed is not None:
-        for line in _commit_summary(committed, result.manifest, repo, time.monotonic() - started):
+    if run is not None:
+        for line in _commit_summary(run.committed, result.manifest, repo, time.monotonic() - started):
             click.echo(line, err=as_json)
-    if push_remote is not None:
-        from .repo import push_snapshots
-
-        pushed = push_snapshots(repo, push_remote, git=shutil.which("git"), env=dict(os.environ))
-        click.echo(f"pushed main and tags to {pushed.remote} (with {pushed.tool})", err=as_json)
+        if run.push_error is not None:
+            raise run.push_error
+        if run.pushed is not None:
+            click.echo(f"pushed main and tags to {run.pushed.remote} (with {run.pushed.tool})", err=as_json)
 
 
 @cli.command("verify")
@@ -422,7 +437,7 @@ def verify_command(directory: Path | None, repo_path: Path | None, rev: str | No
     if repo_path is not None:
         if directory is not None:
             raise UsageError("give DIR or --repo, not both")
-        from .repo import verify_revision
+        from .pipeline import verify_revision
 
         manifest = verify_revision(repo_path, rev or "HEAD")
         click.echo(
@@ -441,20 +456,35 @@ def verify_command(directory: Path | None, repo_path: Path | None, rev: str | No
     )
 
 
+def render_error(error: SnapbuildError) -> str:
+    """The error's one line for stderr, naming the flag the user can change.
+
+    A usage error about a library argument names its flag instead; a timeout
+    hint joins the message's closing parenthesis, or gets its own.
+    """
+    message = str(error)
+    if isinstance(error, UsageError) and error.argument in _ARGUMENT_FLAGS:
+        message = message.replace(error.argument, _ARGUMENT_FLAGS[error.argument], 1)
+    for kind, hint in _HINTS:
+        if isinstance(error, kind):
+            message = f"{message[:-1]}; {hint})" if message.endswith(")") else f"{message} ({hint})"
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn snapbuild's errors into one stderr line and an exit code."""
     try:
         cli.main(args=argv, prog_name="snapbuild", standalone_mode=False)
     except SnapbuildError as error:
-        click.echo(f"snapbuild: error: {error}", err=True)
+        click.echo(f"snapbuild: error: {render_error(error)}", err=True)
         return EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILURE
     except click.exceptions.Abort:
         click.echo("snapbuild: aborted", err=True)
-        return 130
+        return EXIT_ABORTED
     except click.ClickException as error:
         # Usage errors (bad flag, missing option) keep click's own wording but on one line.
         click.echo(f"snapbuild: error: {error.format_message()}", err=True)
-        return error.exit_code
+        return EXIT_USAGE if isinstance(error, click.UsageError) else EXIT_FAILURE
     except click.exceptions.Exit as done:
         return done.exit_code
     return 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from .errors import DatabaseError
 from .sqlite import TableShape, attach_snapshot, decode_text, quote_identifier, table_shapes
 
-__all__ = ["SnapshotDiff", "TableDiff", "diff_databases", "diff_revisions"]
+__all__ = ["SnapshotDiff", "TableDiff", "diff_databases"]
 
 _OLD, _NEW = "old_snapshot", "new_snapshot"
 
@@ -216,35 +215,3 @@ def diff_databases(
         conn.close()
     return SnapshotDiff(from_id, to_id, tables)
 
-
-def diff_revisions(
-    repo_path: str | os.PathLike[str],
-    rev_a: str = "HEAD~1",
-    rev_b: str = "HEAD",
-    *,
-    examples: int = 5,
-    work_dir: str | os.PathLike[str] | None = None,
-) -> SnapshotDiff:
-    """Compare the snapshots at two revisions of a snapshot repository (bare or a clone), without a checkout.
-
-    Each side's database is streamed from its git object into a temporary
-    directory (under ``work_dir``, default the system's temporary directory)
-    that is removed afterwards; the ids come from the two manifests.
-
-    Raises:
-        RepoError: not a repository, a bad revision, or a commit without a snapshot.
-        VerifyError: a database cannot be read.
-    """
-    from .repo import extract_snapshot
-
-    with tempfile.TemporaryDirectory(prefix="snapbuild-diff-", dir=work_dir) as tmp:
-        old_dir, new_dir = Path(tmp) / "a", Path(tmp) / "b"
-        old_manifest = extract_snapshot(repo_path, rev_a, old_dir)
-        new_manifest = extract_snapshot(repo_path, rev_b, new_dir)
-        return diff_databases(
-            old_dir / "catalog_read.db",
-            new_dir / "catalog_read.db",
-            examples=examples,
-            from_id=old_manifest.snapshot_id,
-            to_id=new_manifest.snapshot_id,
-        )

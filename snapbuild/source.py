@@ -68,7 +68,7 @@ def translate_error(error: sqlite3.Error, path: Path, busy_timeout: float) -> So
     if name.startswith("SQLITE_BUSY") or "database is locked" in text:
         return SourceBusyError(
             f"source catalog stayed locked by a writer for more than {busy_timeout:g} s: {path} "
-            "(retry, wait longer, or put the catalog in WAL mode)",
+            "(retry, or put the catalog in WAL mode)",
             timeout=busy_timeout,
         )
     if name == "SQLITE_NOTADB" or "file is not a database" in text:

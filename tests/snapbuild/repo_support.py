@@ -6,7 +6,13 @@ import hashlib
 import json
 import sqlite3
 import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from snapbuild.git.store import LOCK_NAME
+from snapbuild.snapshots import CommitResult, commit_snapshot
 
 GIT = "git"
 
@@ -71,3 +77,37 @@ def object_files(git_dir: Path) -> set[str]:
     """Relative paths of every file under ``objects/`` (to prove nothing was written)."""
     root = git_dir / "objects"
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def commit_history(tmp_path: Path, repo_path: Path, tracks: tuple[int, ...] = (5, 6, 8)) -> list[CommitResult]:
+    """Commit one snapshot per entry of ``tracks`` (its track count), a day apart from 2026-01-01; return the results.
+
+    The snapshot directories are ``tmp_path/s1``, ``s2``, ...
+    """
+    results = []
+    for day, count in enumerate(tracks, start=1):
+        snap = make_snapshot(tmp_path / f"s{day}", tracks=count, generated_at=f"2026-01-{day:02d}T00:00:00Z")
+        results.append(commit_snapshot(repo_path, snap, lock_timeout=5))
+    return results
+
+
+_HOLD_LOCK = """
+import sys, time
+from filelock import FileLock
+lock = FileLock(sys.argv[1])
+lock.acquire()
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+@contextmanager
+def lock_held_by_another_process(git_dir: Path) -> Iterator[None]:
+    """Hold the repository's writer lock in a child process for the ``with`` block, then kill it."""
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(git_dir / LOCK_NAME)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()

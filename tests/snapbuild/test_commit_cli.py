@@ -13,7 +13,7 @@ import pytest
 from snapbuild.cli import main
 from snapbuild.sample import mutate_sample_catalog, write_sample_catalog
 
-from .repo_support import fsck, git
+from .repo_support import fsck, git, lock_held_by_another_process
 
 T1 = "2026-01-01T00:00:00Z"
 T2 = "2026-01-02T00:00:00Z"
@@ -105,13 +105,30 @@ def test_push_sends_main_and_tags_to_a_bare_remote(tmp_path: Path, catalog: Path
 
     assert main(["export", "--db", str(catalog), "--commit", "--repo", str(repo), "--generated-at", T2,
                  "--push", str(tmp_path / "missing.git")]) == 1
-    assert "push to" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "push to" in err and err.count("\n") == 1
+    assert out.startswith(f"unchanged {snapshot_id}")  # what was committed is said before the push fails
+
+
+def test_a_locked_repository_names_the_flag_that_waits_longer(
+    tmp_path: Path, catalog: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "snapshots.git"
+    assert main(["export", "--db", str(catalog), "--commit", "--repo", str(repo), "--generated-at", T1]) == 0
+    capsys.readouterr()
+    with lock_held_by_another_process(repo):
+        assert main(["export", "--db", str(catalog), "--commit", "--repo", str(repo), "--lock-timeout", "0.2"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"snapbuild: error: repository {repo} is locked by another snapbuild writer "
+        "(waited 0.2 s; raise --lock-timeout to wait longer)\n"
+    )
 
 
 def test_bad_author_and_lock_timeout_are_usage_errors(tmp_path: Path, catalog: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = tmp_path / "snapshots.git"
     assert main(["export", "--db", str(catalog), "--commit", "--repo", str(repo), "--author", "nobody"]) == 2
-    assert "Name <email>" in capsys.readouterr().err
+    assert capsys.readouterr().err == "snapbuild: error: invalid --author 'nobody': expected 'Name <email>'\n"
     assert main(["export", "--db", str(catalog), "--commit", "--lock-timeout", "-1"]) == 2
     assert main(["export", "--db", str(catalog), "--repo", str(repo)]) == 2
     capsys.readouterr()

@@ -1,4 +1,4 @@
-"""`push_snapshots`: main and tags reach a bare remote with git or dulwich; consumers clone and pull."""
+"""`git.remote.push`: main and tags reach a bare remote with git or dulwich; consumers clone and pull."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from snapbuild import repo as snaprepo
 from snapbuild.errors import PushError
+from snapbuild.git.remote import push
+from snapbuild.git.store import ensure_repo
+from snapbuild.snapshots import commit_snapshot
 
 from .repo_support import fsck, git, make_snapshot
 
@@ -21,9 +23,9 @@ def test_push_then_consumer_clones_and_pulls_fast_forward(tmp_path: Path, tool: 
     git("init", "--quiet", "--bare", "--initial-branch=main", remote)
     url = str(remote) if url_form == "path" else remote.as_uri()
     git_exe = shutil.which("git") if tool == "git" else None
-    first = snaprepo.commit_snapshot(repo, make_snapshot(tmp_path / "a", tracks=40), lock_timeout=5)
+    first = commit_snapshot(repo, make_snapshot(tmp_path / "a", tracks=40), lock_timeout=5)
 
-    pushed = snaprepo.push_snapshots(repo, url, git=git_exe)
+    pushed = push(repo, url, git=git_exe)
 
     assert pushed.tool == tool
     clone = tmp_path / "consumer"
@@ -31,10 +33,10 @@ def test_push_then_consumer_clones_and_pulls_fast_forward(tmp_path: Path, tool: 
     assert git("-C", clone, "rev-parse", "HEAD").stdout.strip() == first.commit
     assert git("-C", clone, "rev-parse", first.snapshot_id).stdout.strip() == first.commit
 
-    second = snaprepo.commit_snapshot(
+    second = commit_snapshot(
         repo, make_snapshot(tmp_path / "b", tracks=45, generated_at="2026-01-02T00:00:00Z"), lock_timeout=5
     )
-    snaprepo.push_snapshots(repo, url, git=git_exe)
+    push(repo, url, git=git_exe)
     git("-C", clone, "pull", "--quiet", "--ff-only")
     assert git("-C", clone, "rev-parse", "HEAD").stdout.strip() == second.commit
     assert git("-C", clone, "rev-parse", second.snapshot_id).stdout.strip() == second.commit
@@ -46,9 +48,12 @@ def test_push_then_consumer_clones_and_pulls_fast_forward(tmp_path: Path, tool: 
 @pytest.mark.parametrize("tool", ["git", "dulwich"])
 def test_push_to_a_missing_remote_is_a_push_error(tmp_path: Path, tool: str) -> None:
     repo = tmp_path / "snapshots.git"
-    snaprepo.commit_snapshot(repo, make_snapshot(tmp_path / "a", tracks=4), lock_timeout=5)
-    with pytest.raises(PushError, match="push to"):
-        snaprepo.push_snapshots(repo, str(tmp_path / "nowhere.git"), git=shutil.which("git") if tool == "git" else None)
+    commit_snapshot(repo, make_snapshot(tmp_path / "a", tracks=4), lock_timeout=5)
+    nowhere = str(tmp_path / "nowhere.git")
+    with pytest.raises(PushError, match="push to") as caught:
+        push(repo, nowhere, git=shutil.which("git") if tool == "git" else None)
+    assert caught.value.remote == nowhere
+    assert caught.value.path == repo
 
 
 @pytest.mark.parametrize("tool", ["git", "dulwich"])
@@ -57,18 +62,20 @@ def test_push_never_overwrites_a_diverged_remote(tmp_path: Path, tool: str) -> N
     other = tmp_path / "other.git"
     remote = tmp_path / "remote.git"
     git("init", "--quiet", "--bare", "--initial-branch=main", remote)
-    snaprepo.commit_snapshot(other, make_snapshot(tmp_path / "o", tracks=9), lock_timeout=5)
-    snaprepo.push_snapshots(other, str(remote), git=shutil.which("git"))
+    commit_snapshot(other, make_snapshot(tmp_path / "o", tracks=9), lock_timeout=5)
+    push(other, str(remote), git=shutil.which("git"))
     before = git("--git-dir", remote, "rev-parse", "main").stdout
-    snaprepo.commit_snapshot(repo, make_snapshot(tmp_path / "a", tracks=4), lock_timeout=5)
+    commit_snapshot(repo, make_snapshot(tmp_path / "a", tracks=4), lock_timeout=5)
 
-    with pytest.raises(PushError):
-        snaprepo.push_snapshots(repo, str(remote), git=shutil.which("git") if tool == "git" else None)
+    with pytest.raises(PushError) as caught:
+        push(repo, str(remote), git=shutil.which("git") if tool == "git" else None)
+    assert caught.value.remote == str(remote)
     assert git("--git-dir", remote, "rev-parse", "main").stdout == before
 
 
 def test_push_with_nothing_committed_is_a_push_error(tmp_path: Path) -> None:
     repo = tmp_path / "snapshots.git"
-    snaprepo.ensure_repo(repo)
-    with pytest.raises(PushError, match="no snapshots yet"):
-        snaprepo.push_snapshots(repo, str(tmp_path / "remote.git"), git=None)
+    ensure_repo(repo)
+    with pytest.raises(PushError, match="no snapshots yet") as caught:
+        push(repo, str(tmp_path / "remote.git"), git=None)
+    assert caught.value.path == repo

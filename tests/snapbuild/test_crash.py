@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from snapbuild import repo as snaprepo
+from snapbuild.git.objects import TMP_OBJECT_PREFIX
+from snapbuild.git.store import STAGING_NAME
 from snapbuild.sample import mutate_sample_catalog, write_sample_catalog
+from snapbuild.snapshots import commit_snapshot
 
 from .repo_support import fsck, git, make_snapshot
 
@@ -25,7 +27,7 @@ pytestmark = [
 
 _COMMIT = """
 import sys
-from snapbuild.repo import commit_snapshot
+from snapbuild.snapshots import commit_snapshot
 commit_snapshot(sys.argv[1], sys.argv[2], lock_timeout=30)
 """
 
@@ -35,7 +37,7 @@ def _main(repo: Path) -> str:
 
 
 def _temp_objects(repo: Path) -> list[Path]:
-    return list((repo / "objects").glob(f"{snaprepo.TMP_OBJECT_PREFIX}*"))
+    return list((repo / "objects").glob(f"{TMP_OBJECT_PREFIX}*"))
 
 
 def _wait_for(condition: object, give_up: float = 60.0) -> None:
@@ -57,7 +59,7 @@ def _kill_at(cmd: list[str], moment: tuple[str, float], repo: Path) -> bool:
     child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if event == "staging":
-            _wait_for(lambda: (repo / snaprepo.STAGING_NAME).exists() or child.poll() is not None)
+            _wait_for(lambda: (repo / STAGING_NAME).exists() or child.poll() is not None)
         elif event in ("tmp", "renamed"):
             _wait_for(lambda: _temp_objects(repo) or child.poll() is not None)
             if event == "renamed":
@@ -89,13 +91,13 @@ def _check_recovery(repo: Path, old: str, cmd: list[str], snapshot_id: str | Non
     assert git("--git-dir", repo, "rev-parse", snapshot_id).stdout.strip() == new
     fsck(repo)
     assert not _temp_objects(repo)
-    assert not (repo / snaprepo.STAGING_NAME).exists()
+    assert not (repo / STAGING_NAME).exists()
     assert os.listdir(repo / "refs" / "heads") == ["main"]
 
 
 def test_sigkill_of_a_committer_at_any_moment_leaves_main_on_old_or_new(tmp_path: Path) -> None:
     repo = tmp_path / "snapshots.git"
-    snaprepo.commit_snapshot(repo, make_snapshot(tmp_path / "s0", tracks=1000), lock_timeout=5)
+    commit_snapshot(repo, make_snapshot(tmp_path / "s0", tracks=1000), lock_timeout=5)
     schedule = [("start", 0.0), ("start", 0.3), ("tmp", 0.0), ("tmp", 0.01), ("renamed", 0.0), ("renamed", 0.002)]
     killed = 0
     for step, moment in enumerate(schedule, start=1):

@@ -12,7 +12,7 @@ import pytest
 from snapbuild.cli import main
 from snapbuild.diff import diff_databases
 from snapbuild.errors import DatabaseError
-from snapbuild.repo import commit_snapshot
+from snapbuild.snapshots import commit_snapshot
 
 from .diff_support import READ_MODEL_DDL, base_rows, changed_rows, write_snapshot_db, write_snapshot_dir
 

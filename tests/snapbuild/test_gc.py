@@ -1,4 +1,4 @@
-"""`gc_repo`: repack with the git CLI (deltas) or dulwich, sizes before and after, nothing lost."""
+"""`git.remote.gc`: repack with the git CLI (deltas) or dulwich, sizes before and after, nothing lost."""
 
 from __future__ import annotations
 
@@ -7,35 +7,30 @@ from pathlib import Path
 
 import pytest
 
-from snapbuild import repo as snaprepo
 from snapbuild.errors import RepoError
+from snapbuild.git.objects import write_loose_blob
+from snapbuild.git.remote import gc
+from snapbuild.git.store import repo_size
+from snapbuild.snapshots import commit_snapshot
 
-from .repo_support import fsck, git, make_snapshot
-
-
-def _three_snapshots(tmp_path: Path, repo: Path) -> list[snaprepo.CommitResult]:
-    results = []
-    for day, tracks in enumerate((20_000, 20_050, 20_100), start=1):
-        snap = make_snapshot(tmp_path / f"s{day}", tracks=tracks, generated_at=f"2026-01-0{day}T00:00:00Z")
-        results.append(snaprepo.commit_snapshot(repo, snap, lock_timeout=5))
-    return results
+from .repo_support import commit_history, fsck, git, make_snapshot
 
 
 @pytest.mark.parametrize("tool", ["git", "dulwich"])
 def test_gc_packs_everything_keeps_every_snapshot_and_reports_sizes(tmp_path: Path, tool: str) -> None:
     repo = tmp_path / "snapshots.git"
-    results = _three_snapshots(tmp_path, repo)
+    results = commit_history(tmp_path, repo, tracks=(20_000, 20_050, 20_100))
     # An unreachable object a killed writer left behind is pruned.
     orphan_data = tmp_path / "orphan.bin"
     orphan_data.write_bytes(b"orphan" * 1000)
-    orphan = snaprepo.write_loose_blob(repo / "objects", orphan_data).decode()
-    size_before = snaprepo.repo_size(repo)
+    orphan = write_loose_blob(repo / "objects", orphan_data).decode()
+    size_before = repo_size(repo)
 
-    result = snaprepo.gc_repo(repo, git=shutil.which("git") if tool == "git" else None, lock_timeout=5)
+    result = gc(repo, git=shutil.which("git") if tool == "git" else None, lock_timeout=5)
 
     assert result.tool == tool
     assert result.size_before == size_before
-    assert result.size_after == snaprepo.repo_size(repo)
+    assert result.size_after == repo_size(repo)
     assert list((repo / "objects" / "pack").glob("*.pack"))
     # No bitmap: with one, git's upload-pack would send a packed database whole.
     assert not list((repo / "objects" / "pack").glob("*.bitmap"))
@@ -51,13 +46,13 @@ def test_gc_packs_everything_keeps_every_snapshot_and_reports_sizes(tmp_path: Pa
     assert (clone / "catalog_read.db").read_bytes() == (tmp_path / "s3" / "catalog_read.db").read_bytes()
     # Committing on top of a packed repository works (refs may now be packed).
     snap = make_snapshot(tmp_path / "s4", tracks=30, generated_at="2026-01-04T00:00:00Z")
-    assert snaprepo.commit_snapshot(repo, snap, lock_timeout=5).parent == results[-1].commit
+    assert commit_snapshot(repo, snap, lock_timeout=5).parent == results[-1].commit
     fsck(repo)
 
 
 def test_gc_refuses_a_path_that_is_not_a_repository(tmp_path: Path) -> None:
     with pytest.raises(RepoError, match="not a git repository"):
-        snaprepo.gc_repo(tmp_path, git=None)
+        gc(tmp_path, git=None)
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["loose", "after-gc"])
@@ -65,13 +60,13 @@ def test_a_consumer_fetch_after_a_small_change_gets_a_delta_not_the_database(
     tmp_path: Path, packed: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = tmp_path / "snapshots.git"
-    snaprepo.commit_snapshot(repo, make_snapshot(tmp_path / "a", tracks=60_000), lock_timeout=5)
+    commit_snapshot(repo, make_snapshot(tmp_path / "a", tracks=60_000), lock_timeout=5)
     consumer = tmp_path / "consumer"
     git("clone", "--quiet", repo.as_uri(), consumer)
     snap = make_snapshot(tmp_path / "b", tracks=60_100, generated_at="2026-01-02T00:00:00Z")
-    snaprepo.commit_snapshot(repo, snap, lock_timeout=5)
+    commit_snapshot(repo, snap, lock_timeout=5)
     if packed:
-        snaprepo.gc_repo(repo, git=shutil.which("git"), lock_timeout=5)
+        gc(repo, git=shutil.which("git"), lock_timeout=5)
 
     trace = tmp_path / "received.pack"
     monkeypatch.setenv("GIT_TRACE_PACKFILE", str(trace))

@@ -7,18 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from snapbuild import repo as snaprepo
 from snapbuild.cli import main
 
-from .repo_support import fsck, make_snapshot
+from .repo_support import commit_history, fsck
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     path = tmp_path / "snapshots.git"
-    for day, tracks in enumerate((5, 6, 6, 9), start=1):
-        snap = make_snapshot(tmp_path / f"s{day}", tracks=tracks, generated_at=f"2026-01-0{day}T00:00:00Z")
-        snaprepo.commit_snapshot(path, snap, lock_timeout=5)
+    commit_history(tmp_path, path, tracks=(5, 6, 6, 9))
     return path
 
 

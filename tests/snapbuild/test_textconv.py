@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from snapbuild.cli import main
+from snapbuild.consumer import manual_setup_command
 from snapbuild.errors import DatabaseError
-from snapbuild.repo import commit_snapshot
-from snapbuild.textconv import dump_database, manual_setup_command
+from snapbuild.snapshots import commit_snapshot
+from snapbuild.textconv import dump_database
 
 from .diff_support import base_rows, changed_rows, write_snapshot_db, write_snapshot_dir
 
