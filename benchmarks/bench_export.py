@@ -1,4 +1,4 @@
-"""Benchmark `snapbuild export` against the C floor and the plan's fetchall/executemany export.
+"""Benchmark `snapbuild export` against the C floor and a naive fetchall/executemany export.
 
 Run (Unix, with GNU time at /usr/bin/time for each subprocess's peak RSS):
 
@@ -12,9 +12,9 @@ For each catalog size it times, in the same run and each as its own process:
 - the C floor: the ``sqlite3`` shell running the same DDL and the same
   ``ATTACH`` + ``INSERT ... SELECT`` statements and indexes (with plain
   concatenation instead of percent-encoding, no validation, no digest);
-- the plan's export (Task 5): ``fetchall`` + ``executemany`` (with the plan's
-  toplist primary key dropped, so that it does not crash on pools with many
-  playlists).
+- a naive export, the first one anyone writes: every table read with
+  ``fetchall`` and written with ``executemany`` (a toplist primary key on
+  ``toplist_id`` alone would crash on pools with many playlists, so it has none).
 
 and prints wall time, CPU time (user + system, all threads), peak RSS and the
 ratios to the floor (best of ``--repeat`` runs). On a shared, loaded machine
@@ -85,8 +85,8 @@ def floor_script(source: Path) -> str:
     return ";\n".join(statements) + ";\n"
 
 
-def plan_export(source: Path, target_dir: Path) -> None:
-    """The plan's Task 5 export: every table through fetchall() into executemany()."""
+def naive_export(source: Path, target_dir: Path) -> None:
+    """The naive export: every table through fetchall() into executemany()."""
     target_dir.mkdir(parents=True, exist_ok=True)
     target_db = target_dir / "catalog_read.db"
     source_conn = sqlite3.connect(source)
@@ -162,7 +162,7 @@ def run_size(source: Path, repeat: int, work: Path) -> dict[str, tuple[float, fl
     sqlite3_shell = shutil.which("sqlite3")
     if sqlite3_shell is None:
         raise SystemExit("the sqlite3 shell is needed for the C floor")
-    results: dict[str, list[tuple[float, float, float]]] = {"snapbuild export": [], "sqlite3 shell (floor)": [], "plan export": []}
+    results: dict[str, list[tuple[float, float, float]]] = {"snapbuild export": [], "sqlite3 shell (floor)": [], "naive export": []}
     script = floor_script(source)
     for attempt in range(repeat):
         for name in results:
@@ -176,7 +176,7 @@ def run_size(source: Path, repeat: int, work: Path) -> dict[str, tuple[float, fl
                 out.mkdir(parents=True)
                 results[name].append(measure([sqlite3_shell, str(out / "catalog_read.db")], stdin=script))
             else:
-                argv = [sys.executable, __file__, "--plan-export", str(source), str(out)]
+                argv = [sys.executable, __file__, "--naive-export", str(source), str(out)]
                 results[name].append(measure(argv))
             shutil.rmtree(out, ignore_errors=True)
     return {name: min(runs) for name, runs in results.items()}
@@ -188,10 +188,10 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("bench-data"))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=1, help="runs per tool; the best is reported")
-    parser.add_argument("--plan-export", nargs=2, metavar=("SOURCE", "TARGET"), help=argparse.SUPPRESS)
+    parser.add_argument("--naive-export", nargs=2, metavar=("SOURCE", "TARGET"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.plan_export:
-        plan_export(Path(args.plan_export[0]), Path(args.plan_export[1]))
+    if args.naive_export:
+        naive_export(Path(args.naive_export[0]), Path(args.naive_export[1]))
         return
     print(f"Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs")
     for tracks in (int(size) for size in args.sizes.split(",")):

@@ -1,4 +1,4 @@
-"""Fixtures for snapbuild's tests: small source catalogs in the plan's schema."""
+"""Fixtures for snapbuild's tests: small source catalogs in the source schema."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-# The authoritative catalog's schema as the plan (Tasks 2 and 5) fixes it.
-PLAN_SCHEMA = """
+# The authoritative catalog's schema: the tables and columns the export reads (a real catalog has more).
+SOURCE_SCHEMA = """
 create table playlists (
     id integer primary key,
     platform text not null,
@@ -64,8 +64,8 @@ create table file_locations (
 );
 """
 
-# The plan's Task 5 rows, with the correct UTF-8 text.
-PLAN_ROWS = """
+# One of everything: a playlist in a toplist pool, a track, an object-storage file; Chinese text.
+CATALOG_ROWS = """
 insert into playlists values (1, 'kuwo', '16', '酷我飙升榜', 'desc', 'https://img/top.jpg', 1000, 1);
 insert into songs values (10, 'netease', '65800', '海屿你', '马也 / Crabbit', 'flac', 123456, '{"duration_ms": 0}');
 insert into playlist_songs values (1, 10, 1);
@@ -93,13 +93,13 @@ insert into file_locations values (24, 8, 2, 'plain/ok-file_1.2~x.mp3', 'active'
 """
 
 
-# The plan's schema without NOT NULL and PRIMARY KEY constraints: what a careless
+# The source schema without NOT NULL and PRIMARY KEY constraints: what a careless
 # real catalog may look like (NULLs and duplicate ids get in).
-LOOSE_SCHEMA = PLAN_SCHEMA.replace(" not null", "").replace(" primary key", "")
+LOOSE_SCHEMA = SOURCE_SCHEMA.replace(" not null", "").replace(" primary key", "")
 
 
-def write_catalog(path: Path, *scripts: str, schema: str = PLAN_SCHEMA) -> Path:
-    """Create a source catalog at ``path`` from the plan's schema (or ``schema``) plus ``scripts``."""
+def write_catalog(path: Path, *scripts: str, schema: str = SOURCE_SCHEMA) -> Path:
+    """Create a source catalog at ``path`` from the source schema (or ``schema``) plus ``scripts``."""
     conn = sqlite3.connect(path)
     try:
         conn.executescript(schema)
@@ -112,22 +112,22 @@ def write_catalog(path: Path, *scripts: str, schema: str = PLAN_SCHEMA) -> Path:
 
 
 @pytest.fixture
-def plan_catalog(tmp_path: Path) -> Path:
-    """The plan's Task 5 catalog: one playlist in a toplist pool, one track, one object-storage file."""
-    return write_catalog(tmp_path / "catalogsync.db", PLAN_ROWS)
+def small_catalog(tmp_path: Path) -> Path:
+    """A small catalog: one playlist in a toplist pool, one track, one object-storage file."""
+    return write_catalog(tmp_path / "catalogsync.db", CATALOG_ROWS)
 
 
 GENERATED_AT = "2026-04-19T08:00:00Z"
 
 
 class GoodSnapshot:
-    """A snapshot exported from the plan catalog, to check that a failed export left it intact."""
+    """A snapshot exported from the small catalog, to check that a failed export left it intact."""
 
     def __init__(self, directory: Path) -> None:
         from snapbuild.export import run_export
 
         self.dir = directory
-        self.source = write_catalog(directory.parent / "good-source.db", PLAN_ROWS)
+        self.source = write_catalog(directory.parent / "good-source.db", CATALOG_ROWS)
         self.manifest = run_export(self.source, directory, generated_at=GENERATED_AT).manifest
         self.db_bytes = (directory / "catalog_read.db").read_bytes()
         self.manifest_bytes = (directory / "manifest.json").read_bytes()
@@ -145,5 +145,5 @@ class GoodSnapshot:
 
 @pytest.fixture
 def good_snapshot(tmp_path: Path) -> GoodSnapshot:
-    """A target directory that already holds a good snapshot (of the plan catalog)."""
+    """A target directory that already holds a good snapshot (of the small catalog)."""
     return GoodSnapshot(tmp_path / "snapshot")

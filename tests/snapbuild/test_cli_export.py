@@ -10,7 +10,7 @@ from pathlib import Path
 
 from snapbuild import SnapshotManifest
 
-from .conftest import GENERATED_AT, PLAN_ROWS, write_catalog
+from .conftest import GENERATED_AT, CATALOG_ROWS, write_catalog
 
 
 def snapbuild(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -34,9 +34,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *
         assert fragment in lines[0]
 
 
-def test_export_prints_a_one_line_summary_then_unchanged(plan_catalog: Path, tmp_path: Path) -> None:
+def test_export_prints_a_one_line_summary_then_unchanged(small_catalog: Path, tmp_path: Path) -> None:
     target = tmp_path / "snap"
-    first = snapbuild("export", "--db", str(plan_catalog), "--target-dir", str(target), "--generated-at", GENERATED_AT)
+    first = snapbuild("export", "--db", str(small_catalog), "--target-dir", str(target), "--generated-at", GENERATED_AT)
     assert first.returncode == 0, first.stderr
     manifest = SnapshotManifest.read(target / "manifest.json")
     lines = first.stdout.strip().splitlines()
@@ -44,28 +44,28 @@ def test_export_prints_a_one_line_summary_then_unchanged(plan_catalog: Path, tmp
     assert lines[0].startswith(f"exported {manifest.snapshot_id}")
     assert "1 tracks" in lines[0] and "repairs: none" in lines[0]
     assert first.stderr == ""  # no progress bar when stderr is not a terminal
-    again = snapbuild("export", "--db", str(plan_catalog), "--target-dir", str(target))
+    again = snapbuild("export", "--db", str(small_catalog), "--target-dir", str(target))
     assert again.returncode == 0
     assert again.stdout.startswith(f"unchanged {manifest.snapshot_id}")
 
 
-def test_export_json_prints_the_manifest(plan_catalog: Path, tmp_path: Path) -> None:
+def test_export_json_prints_the_manifest(small_catalog: Path, tmp_path: Path) -> None:
     target = tmp_path / "snap"
-    result = snapbuild("export", "--db", str(plan_catalog), "--target-dir", str(target), "--json")
+    result = snapbuild("export", "--db", str(small_catalog), "--target-dir", str(target), "--json")
     assert result.returncode == 0
     assert result.stdout == (target / "manifest.json").read_text(encoding="utf-8")
     assert json.loads(result.stdout)["track_count"] == 1
 
 
-def test_source_date_epoch_pins_generated_at_and_the_option_wins(plan_catalog: Path, tmp_path: Path) -> None:
+def test_source_date_epoch_pins_generated_at_and_the_option_wins(small_catalog: Path, tmp_path: Path) -> None:
     env = {"SOURCE_DATE_EPOCH": "1776585600"}
-    result = snapbuild("export", "--db", str(plan_catalog), "--target-dir", str(tmp_path / "a"), "--json", env=env)
+    result = snapbuild("export", "--db", str(small_catalog), "--target-dir", str(tmp_path / "a"), "--json", env=env)
     assert json.loads(result.stdout)["generated_at"] == "2026-04-19T08:00:00Z"
-    again = snapbuild("export", "--db", str(plan_catalog), "--target-dir", str(tmp_path / "b"), env=env)
+    again = snapbuild("export", "--db", str(small_catalog), "--target-dir", str(tmp_path / "b"), env=env)
     assert again.returncode == 0
     assert (tmp_path / "a" / "manifest.json").read_bytes() == (tmp_path / "b" / "manifest.json").read_bytes()
     option = snapbuild(
-        "export", "--db", str(plan_catalog), "--target-dir", str(tmp_path / "c"), "--json",
+        "export", "--db", str(small_catalog), "--target-dir", str(tmp_path / "c"), "--json",
         "--generated-at", "2027-01-01T00:00:00Z", env=env,
     )
     assert json.loads(option.stdout)["generated_at"] == "2027-01-01T00:00:00Z"
@@ -83,32 +83,32 @@ def test_operational_errors_exit_1_with_one_line(tmp_path: Path) -> None:
 def test_a_validation_error_names_table_column_and_row(tmp_path: Path) -> None:
     source = write_catalog(
         tmp_path / "c.db",
-        PLAN_ROWS,
+        CATALOG_ROWS,
         "insert into storage_backends values (3, 'broken', 'nas', null, '{not json');",
     )
     result = snapbuild("export", "--db", str(source), "--target-dir", str(tmp_path / "s"))
     assert_one_line_error(result, 1, "storage_backends.config_json", "id 3")
 
 
-def test_usage_errors_exit_2(plan_catalog: Path, tmp_path: Path) -> None:
-    assert_one_line_error(snapbuild("export", "--db", str(plan_catalog)), 2, "--target-dir is required")
+def test_usage_errors_exit_2(small_catalog: Path, tmp_path: Path) -> None:
+    assert_one_line_error(snapbuild("export", "--db", str(small_catalog)), 2, "--target-dir is required")
     assert_one_line_error(
-        snapbuild("export", "--db", str(plan_catalog), "--target-dir", str(tmp_path), "--generated-at", "noon"), 2,
+        snapbuild("export", "--db", str(small_catalog), "--target-dir", str(tmp_path), "--generated-at", "noon"), 2,
         "ISO 8601",
     )
     assert_one_line_error(
-        snapbuild("export", "--db", str(plan_catalog), "--target-dir", str(tmp_path), env={"SOURCE_DATE_EPOCH": "x"}),
+        snapbuild("export", "--db", str(small_catalog), "--target-dir", str(tmp_path), env={"SOURCE_DATE_EPOCH": "x"}),
         2, "SOURCE_DATE_EPOCH",
     )
     assert_one_line_error(
-        snapbuild("export", "--db", str(plan_catalog), "--target-dir", str(tmp_path), "--busy-timeout", "-1"), 2
+        snapbuild("export", "--db", str(small_catalog), "--target-dir", str(tmp_path), "--busy-timeout", "-1"), 2
     )
     assert_one_line_error(snapbuild("verify"), 2, "snapbuild verify DIR")
 
 
-def test_verify_ok_then_tampered(plan_catalog: Path, tmp_path: Path) -> None:
+def test_verify_ok_then_tampered(small_catalog: Path, tmp_path: Path) -> None:
     target = tmp_path / "snap"
-    assert snapbuild("export", "--db", str(plan_catalog), "--target-dir", str(target)).returncode == 0
+    assert snapbuild("export", "--db", str(small_catalog), "--target-dir", str(target)).returncode == 0
     ok = snapbuild("verify", str(target))
     assert ok.returncode == 0
     assert ok.stdout.startswith("OK snap-") and len(ok.stdout.strip().splitlines()) == 1

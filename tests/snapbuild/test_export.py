@@ -1,4 +1,4 @@
-"""export_snapshot / run_export: the plan's Task 2 and 5 tests, the read model's contract, determinism."""
+"""export_snapshot / run_export: the read model's contract, ids, repairs and determinism."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from snapbuild.manifest import PENDING_MANIFEST_NAME as PENDING_MANIFEST
 from snapbuild.urls import public_url
 from snapbuild.verify import verify_directory
 
-from .conftest import FILES_ROWS, GENERATED_AT, PLAN_ROWS, write_catalog
+from .conftest import FILES_ROWS, GENERATED_AT, CATALOG_ROWS, write_catalog
 
 TASK2_ROWS = """
 insert into playlists values (1, 'netease', '18165', '测试歌单', 'desc', 'https://img/1.jpg', 99, 1);
@@ -36,7 +36,7 @@ def rows(db: Path, sql: str) -> list[tuple]:
 
 
 def test_export_snapshot_writes_read_model_and_manifest(tmp_path: Path) -> None:
-    """The plan's Task 2 test, with the correct UTF-8 data; the id is now content-derived."""
+    """Counts and a content-derived snapshot id from a small catalog with Chinese text."""
     source_db = write_catalog(tmp_path / "catalogsync.db", TASK2_ROWS)
     target_dir = tmp_path / "snapshot"
     manifest = export_snapshot(source_db=source_db, target_dir=target_dir)
@@ -52,10 +52,10 @@ def test_export_snapshot_writes_read_model_and_manifest(tmp_path: Path) -> None:
     assert payload["snapshot_id"] == manifest.snapshot_id
 
 
-def test_export_snapshot_writes_track_files_and_toplists(plan_catalog: Path, tmp_path: Path) -> None:
-    """The plan's Task 5 test."""
+def test_export_snapshot_writes_track_files_and_toplists(small_catalog: Path, tmp_path: Path) -> None:
+    """Each read-model table holds the rows the source implies."""
     target_dir = tmp_path / "snapshot"
-    export_snapshot(source_db=plan_catalog, target_dir=target_dir)
+    export_snapshot(source_db=small_catalog, target_dir=target_dir)
     db = target_dir / "catalog_read.db"
     assert rows(db, "select song_id, backend_type, backend_name, locator from catalog_track_files") == [
         (10, "object_storage", "main-s3", "music/netease/test.flac")
@@ -74,12 +74,12 @@ def test_snapshot_id_changes_with_the_content(tmp_path: Path) -> None:
     assert len(one.snapshot_id) == len("snap-") + 16
     assert one.snapshot_id != two.snapshot_id
     assert one.snapshot_id == "snap-" + one.content_digest[:16]
-    # Same counts, different content: the plan's "snap-playlists-1-tracks-1" could not tell them apart.
+    # Same counts, different content: an id built from counts ("snap-playlists-1-tracks-1") could not tell them apart.
     assert (one.playlist_count, one.track_count) == (two.playlist_count, two.track_count)
 
 
-def test_manifest_carries_what_consumers_need(plan_catalog: Path, tmp_path: Path) -> None:
-    manifest = export_snapshot(plan_catalog, tmp_path / "s", generated_at=GENERATED_AT)
+def test_manifest_carries_what_consumers_need(small_catalog: Path, tmp_path: Path) -> None:
+    manifest = export_snapshot(small_catalog, tmp_path / "s", generated_at=GENERATED_AT)
     assert manifest.generated_at == GENERATED_AT
     assert manifest.sqlite_version == sqlite3.sqlite_version
     assert manifest.schema_version == 1
@@ -109,8 +109,8 @@ EXPECTED_KEYS = {
 }
 
 
-def test_tables_are_keyed_by_their_natural_keys_declared_first(plan_catalog: Path, tmp_path: Path) -> None:
-    export_snapshot(plan_catalog, tmp_path / "s", generated_at=GENERATED_AT)
+def test_tables_are_keyed_by_their_natural_keys_declared_first(small_catalog: Path, tmp_path: Path) -> None:
+    export_snapshot(small_catalog, tmp_path / "s", generated_at=GENERATED_AT)
     conn = sqlite3.connect(tmp_path / "s" / "catalog_read.db")
     try:
         for table, key in EXPECTED_KEYS.items():
@@ -139,8 +139,8 @@ def test_tables_are_keyed_by_their_natural_keys_declared_first(plan_catalog: Pat
     assert int.from_bytes(header[24:28], "big") == 1
 
 
-def test_plan_columns_keep_their_names(plan_catalog: Path, tmp_path: Path) -> None:
-    export_snapshot(plan_catalog, tmp_path / "s", generated_at=GENERATED_AT)
+def test_plan_columns_keep_their_names(small_catalog: Path, tmp_path: Path) -> None:
+    export_snapshot(small_catalog, tmp_path / "s", generated_at=GENERATED_AT)
     db = tmp_path / "s" / "catalog_read.db"
     columns = {
         table: [row[1] for row in rows(db, f"pragma table_info({table})")] for table in EXPECTED_KEYS
@@ -271,7 +271,7 @@ def catalog_statements(seed: int = 1) -> list[tuple[str, tuple]]:
 
 
 def write_layout(path: Path, *, shuffle_seed: int | None, page_size: int, wal: bool, free_pages: bool) -> Path:
-    from .conftest import PLAN_SCHEMA
+    from .conftest import SOURCE_SCHEMA
 
     statements = catalog_statements()
     if shuffle_seed is not None:
@@ -280,7 +280,7 @@ def write_layout(path: Path, *, shuffle_seed: int | None, page_size: int, wal: b
     conn.execute(f"pragma page_size = {page_size}")
     if wal:
         conn.execute("pragma journal_mode = wal")
-    conn.executescript(PLAN_SCHEMA)
+    conn.executescript(SOURCE_SCHEMA)
     conn.execute("create table extra_table (x text)")
     conn.execute("alter table songs add column extra_col text")
     if free_pages:
@@ -314,20 +314,20 @@ def test_same_content_in_two_physical_layouts_gives_identical_bytes(tmp_path: Pa
     assert one.manifest.table_counts["catalog_toplists"] > 0
 
 
-def test_exporting_twice_gives_the_same_bytes(plan_catalog: Path, tmp_path: Path) -> None:
-    run_export(plan_catalog, tmp_path / "one", generated_at=GENERATED_AT)
-    run_export(plan_catalog, tmp_path / "two", generated_at=GENERATED_AT)
+def test_exporting_twice_gives_the_same_bytes(small_catalog: Path, tmp_path: Path) -> None:
+    run_export(small_catalog, tmp_path / "one", generated_at=GENERATED_AT)
+    run_export(small_catalog, tmp_path / "two", generated_at=GENERATED_AT)
     for name in ("catalog_read.db", "manifest.json"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
 
 
-def test_unchanged_content_leaves_the_target_untouched(plan_catalog: Path, tmp_path: Path) -> None:
+def test_unchanged_content_leaves_the_target_untouched(small_catalog: Path, tmp_path: Path) -> None:
     target = tmp_path / "s"
-    first = run_export(plan_catalog, target, generated_at=GENERATED_AT)
+    first = run_export(small_catalog, target, generated_at=GENERATED_AT)
     assert first.changed
     before = {name: (target / name).stat() for name in ("catalog_read.db", "manifest.json")}
     manifest_bytes = (target / "manifest.json").read_bytes()
-    again = run_export(plan_catalog, target, generated_at="2026-05-01T00:00:00Z")
+    again = run_export(small_catalog, target, generated_at="2026-05-01T00:00:00Z")
     assert not again.changed
     assert again.manifest == first.manifest  # the existing manifest, old generated_at included
     assert (target / "manifest.json").read_bytes() == manifest_bytes
@@ -336,12 +336,12 @@ def test_unchanged_content_leaves_the_target_untouched(plan_catalog: Path, tmp_p
         assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
 
 
-def test_changed_content_replaces_the_pair(plan_catalog: Path, tmp_path: Path) -> None:
+def test_changed_content_replaces_the_pair(small_catalog: Path, tmp_path: Path) -> None:
     target = tmp_path / "s"
-    first = run_export(plan_catalog, target, generated_at=GENERATED_AT)
-    with sqlite3.connect(plan_catalog) as conn:
+    first = run_export(small_catalog, target, generated_at=GENERATED_AT)
+    with sqlite3.connect(small_catalog) as conn:
         conn.execute("update songs set name = '海屿你 (remaster)' where id = 10")
-    second = run_export(plan_catalog, target, generated_at="2026-05-01T00:00:00Z")
+    second = run_export(small_catalog, target, generated_at="2026-05-01T00:00:00Z")
     assert second.changed and second.manifest.snapshot_id != first.manifest.snapshot_id
     assert SnapshotManifest.read(target / "manifest.json") == second.manifest
     assert verify_directory(target) == second.manifest
@@ -360,29 +360,29 @@ def test_changed_content_replaces_the_pair(plan_catalog: Path, tmp_path: Path) -
         (datetime(2026, 4, 19, 3, tzinfo=timezone(timedelta(hours=-5))), "2026-04-19T08:00:00Z"),
     ],
 )
-def test_generated_at_is_normalized_to_utc(plan_catalog: Path, tmp_path: Path, given, expected: str) -> None:
-    assert export_snapshot(plan_catalog, tmp_path / "s", generated_at=given).generated_at == expected
+def test_generated_at_is_normalized_to_utc(small_catalog: Path, tmp_path: Path, given, expected: str) -> None:
+    assert export_snapshot(small_catalog, tmp_path / "s", generated_at=given).generated_at == expected
 
 
 @pytest.mark.parametrize("given", ["yesterday", "2026-04-19T08:00:00", datetime(2026, 4, 19)])
 def test_bad_generated_at_is_a_usage_error_before_anything_is_written(
-    plan_catalog: Path, tmp_path: Path, given
+    small_catalog: Path, tmp_path: Path, given
 ) -> None:
     with pytest.raises(UsageError):
-        export_snapshot(plan_catalog, tmp_path / "s", generated_at=given)
+        export_snapshot(small_catalog, tmp_path / "s", generated_at=given)
     assert not (tmp_path / "s").exists()
 
 
-def test_now_comes_from_the_injected_clock(plan_catalog: Path, tmp_path: Path) -> None:
+def test_now_comes_from_the_injected_clock(small_catalog: Path, tmp_path: Path) -> None:
     manifest = export_snapshot(
-        plan_catalog, tmp_path / "s", clock=lambda: datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+        small_catalog, tmp_path / "s", clock=lambda: datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     )
     assert manifest.generated_at == "2030-01-02T03:04:05Z"
 
 
-def test_progress_reports_stages_in_order(plan_catalog: Path, tmp_path: Path) -> None:
+def test_progress_reports_stages_in_order(small_catalog: Path, tmp_path: Path) -> None:
     seen: list[tuple[str, int, int]] = []
-    run_export(plan_catalog, tmp_path / "s", generated_at=GENERATED_AT, progress=lambda *a: seen.append(a))
+    run_export(small_catalog, tmp_path / "s", generated_at=GENERATED_AT, progress=lambda *a: seen.append(a))
     stages = [stage for stage, _, _ in seen]
     assert stages[0] == "validate" and stages[-1] == "done"
     assert "catalog_playlist_tracks" in stages and "digest" in stages
@@ -408,7 +408,7 @@ def test_leftovers_of_a_killed_export_are_cleaned_up(good_snapshot, tmp_path: Pa
 def test_a_kill_between_the_two_replaces_is_rolled_forward(good_snapshot, tmp_path: Path) -> None:
     """Simulate the window: new database in place, its manifest still pending."""
     target = good_snapshot.dir
-    other = write_catalog(tmp_path / "other.db", PLAN_ROWS.replace("海屿你", "另一首"))
+    other = write_catalog(tmp_path / "other.db", CATALOG_ROWS.replace("海屿你", "另一首"))
     staging = tmp_path / "staging"
     new = run_export(other, staging, generated_at=GENERATED_AT).manifest
     os.replace(staging / "catalog_read.db", target / "catalog_read.db")

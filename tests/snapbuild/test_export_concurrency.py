@@ -108,18 +108,18 @@ def test_a_rollback_journal_source_locked_by_a_writer_gives_a_clear_error(good_s
     assert run_export(source, tmp_path / "later", generated_at=GENERATED_AT, busy_timeout=0.2).changed
 
 
-def test_the_side_reader_stands_in_only_for_the_same_point_in_time(plan_catalog: Path) -> None:
+def test_the_side_reader_stands_in_only_for_the_same_point_in_time(small_catalog: Path) -> None:
     from snapbuild.sidereader import SideReader, SideResult
 
-    quiet = SideReader(plan_catalog, plan_catalog.with_name("quiet-side"), 1.0)
+    quiet = SideReader(small_catalog, small_catalog.with_name("quiet-side"), 1.0)
     quiet.start()
     assert quiet.paths_ready()
     assert quiet.result().text_checked == ("catalog_tracks", "catalog_playlists")
-    with sqlite3.connect(plan_catalog.with_name("quiet-side")) as scratch:
+    with sqlite3.connect(small_catalog.with_name("quiet-side")) as scratch:
         assert scratch.execute("select * from public_paths").fetchall() == [(9, "music/netease/test.flac")]
 
-    raced = SideReader(plan_catalog, plan_catalog.with_name("raced-side"), 1.0)
-    with sqlite3.connect(plan_catalog) as writer:  # a commit after the build's point in time began
+    raced = SideReader(small_catalog, small_catalog.with_name("raced-side"), 1.0)
+    with sqlite3.connect(small_catalog) as writer:  # a commit after the build's point in time began
         writer.execute("update songs set name = 'changed' where id = 10")
     raced.start()
     assert not raced.paths_ready()
@@ -129,9 +129,9 @@ def test_the_side_reader_stands_in_only_for_the_same_point_in_time(plan_catalog:
 def test_the_build_does_the_work_when_the_side_reader_cannot_stand_in(good_snapshot, tmp_path: Path) -> None:
     from snapbuild.errors import SourceError
 
-    from .conftest import PLAN_ROWS
+    from .conftest import CATALOG_ROWS
 
-    source = write_catalog(tmp_path / "c.db", PLAN_ROWS, "update songs set singers = cast(x'ff41' as text) where id = 10")
+    source = write_catalog(tmp_path / "c.db", CATALOG_ROWS, "update songs set singers = cast(x'ff41' as text) where id = 10")
     with pytest.raises(SourceError, match=r"invalid UTF-8 in songs\.singers \(songs id 10\)") as caught:
         run_export(source, good_snapshot.dir, generated_at=GENERATED_AT, side_reader=False)
     assert (caught.value.table, caught.value.column, caught.value.row) == ("songs", "singers", 10)

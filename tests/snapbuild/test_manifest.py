@@ -1,4 +1,4 @@
-"""SnapshotManifest: the plan's Task 1 contract, canonical JSON, and clean errors on bad input."""
+"""SnapshotManifest: the contract fields, canonical JSON, and clean errors on bad input."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def full_manifest() -> SnapshotManifest:
 
 
 def test_round_trip_manifest_dict() -> None:
-    """The plan's Task 1 test, ported."""
+    """A manifest with only the contract fields survives a dict round trip."""
     manifest = SnapshotManifest(
         snapshot_id="snap-001",
         generated_at="2026-04-19T08:00:00Z",

@@ -19,7 +19,7 @@ from snapbuild.sample import (
     write_sample_media,
 )
 
-from .conftest import PLAN_SCHEMA as SOURCE_SCHEMA
+from .conftest import SOURCE_SCHEMA
 
 TRACKS = 300
 PLAYLISTS = 30

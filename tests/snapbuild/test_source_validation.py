@@ -15,7 +15,7 @@ import pytest
 from snapbuild.errors import SourceError, TargetError
 from snapbuild.export import run_export
 
-from .conftest import GENERATED_AT, LOOSE_SCHEMA, PLAN_ROWS, PLAN_SCHEMA, write_catalog
+from .conftest import GENERATED_AT, LOOSE_SCHEMA, CATALOG_ROWS, SOURCE_SCHEMA, write_catalog
 
 
 def export_error(source: Path, good_snapshot, error: type[Exception] = SourceError) -> Exception:
@@ -75,7 +75,7 @@ def test_sqlite_header_then_garbage(good_snapshot, tmp_path: Path) -> None:
 
 
 def test_truncated_database(good_snapshot, tmp_path: Path) -> None:
-    source = write_catalog(tmp_path / "c.db", PLAN_ROWS, "create table filler (x); insert into filler values (zeroblob(50000));")
+    source = write_catalog(tmp_path / "c.db", CATALOG_ROWS, "create table filler (x); insert into filler values (zeroblob(50000));")
     data = source.read_bytes()
     source.write_bytes(data[: len(data) // 2])
     assert "truncated" in export_fails(source, good_snapshot)
@@ -95,11 +95,11 @@ def test_database_without_tables(good_snapshot, tmp_path: Path) -> None:
     assert "no tables" in export_fails(path, good_snapshot)
 
 
-def test_target_path_is_a_file(plan_catalog: Path, tmp_path: Path) -> None:
+def test_target_path_is_a_file(small_catalog: Path, tmp_path: Path) -> None:
     target = tmp_path / "file"
     target.write_text("not a directory", encoding="utf-8")
     with pytest.raises(TargetError, match="target path is a file"):
-        run_export(plan_catalog, target, generated_at=GENERATED_AT)
+        run_export(small_catalog, target, generated_at=GENERATED_AT)
     assert target.read_text(encoding="utf-8") == "not a directory"
 
 
@@ -108,7 +108,7 @@ def test_target_path_is_a_file(plan_catalog: Path, tmp_path: Path) -> None:
 
 def test_missing_tables_and_columns_are_all_listed(good_snapshot, tmp_path: Path) -> None:
     schema = (
-        PLAN_SCHEMA.replace("create table pool_playlists (pool_id integer not null, playlist_id integer not null);", "")
+        SOURCE_SCHEMA.replace("create table pool_playlists (pool_id integer not null, playlist_id integer not null);", "")
         .replace("    cover_url text,\n    play_count", "    play_count")
         .replace("    locator text not null,\n", "")
         .replace("create table playlist_pools", "create table playlist_pools_renamed")
@@ -122,7 +122,7 @@ def test_missing_tables_and_columns_are_all_listed(good_snapshot, tmp_path: Path
 def test_extra_tables_and_columns_are_ignored(tmp_path: Path) -> None:
     source = write_catalog(
         tmp_path / "c.db",
-        PLAN_ROWS,
+        CATALOG_ROWS,
         "alter table songs add column lyrics text; create table audit_log (x); "
         "alter table file_locations add column checked_at text;",
     )
@@ -134,7 +134,7 @@ def test_extra_tables_and_columns_are_ignored(tmp_path: Path) -> None:
 
 def test_invalid_json_in_config_json(good_snapshot, tmp_path: Path) -> None:
     source = write_catalog(
-        tmp_path / "c.db", PLAN_ROWS, "insert into storage_backends values (3, 'x', 'nas', null, '{\"a\": ');"
+        tmp_path / "c.db", CATALOG_ROWS, "insert into storage_backends values (3, 'x', 'nas', null, '{\"a\": ');"
     )
     error = export_error(source, good_snapshot)
     assert "invalid JSON in storage_backends.config_json (id 3)" in str(error)
@@ -143,7 +143,7 @@ def test_invalid_json_in_config_json(good_snapshot, tmp_path: Path) -> None:
 
 def test_object_storage_without_public_base_url(good_snapshot, tmp_path: Path) -> None:
     source = write_catalog(
-        tmp_path / "c.db", PLAN_ROWS, "insert into storage_backends values (4, 'x', 'object_storage', null, '{}');"
+        tmp_path / "c.db", CATALOG_ROWS, "insert into storage_backends values (4, 'x', 'object_storage', null, '{}');"
     )
     assert "storage_backends.config_json (id 4) has no public_base_url" in export_fails(source, good_snapshot)
 
@@ -171,7 +171,7 @@ def test_object_storage_without_public_base_url(good_snapshot, tmp_path: Path) -
     ],
 )
 def test_invalid_utf8_names_table_column_and_row(good_snapshot, tmp_path: Path, script: str, where: str) -> None:
-    source = write_catalog(tmp_path / "c.db", PLAN_ROWS, script)
+    source = write_catalog(tmp_path / "c.db", CATALOG_ROWS, script)
     error = export_error(source, good_snapshot)
     assert f"invalid UTF-8 in {where}" in str(error)
     assert_names_the_row(error, where)
@@ -199,7 +199,7 @@ def test_invalid_utf8_is_found_far_into_a_big_table(good_snapshot, tmp_path: Pat
     ],
 )
 def test_null_where_the_read_model_needs_a_value(good_snapshot, tmp_path: Path, script: str, where: str) -> None:
-    source = write_catalog(tmp_path / "c.db", PLAN_ROWS, script, schema=LOOSE_SCHEMA)
+    source = write_catalog(tmp_path / "c.db", CATALOG_ROWS, script, schema=LOOSE_SCHEMA)
     error = export_error(source, good_snapshot)
     assert f"NULL in {where}" in str(error)
     assert_names_the_row(error, where)
@@ -207,7 +207,7 @@ def test_null_where_the_read_model_needs_a_value(good_snapshot, tmp_path: Path, 
 
 def test_null_in_an_inactive_location_is_not_exported_and_fine(tmp_path: Path) -> None:
     source = write_catalog(
-        tmp_path / "c.db", PLAN_ROWS, "insert into file_locations values (12, 7, 2, null, 'inactive', null)",
+        tmp_path / "c.db", CATALOG_ROWS, "insert into file_locations values (12, 7, 2, null, 'inactive', null)",
         schema=LOOSE_SCHEMA,
     )
     assert run_export(source, tmp_path / "s", generated_at=GENERATED_AT).manifest.file_count == 1
@@ -215,7 +215,7 @@ def test_null_in_an_inactive_location_is_not_exported_and_fine(tmp_path: Path) -
 
 def test_duplicate_ids_in_an_entity_table(good_snapshot, tmp_path: Path) -> None:
     source = write_catalog(
-        tmp_path / "c.db", PLAN_ROWS, "insert into songs values (10, 'p', '2', 'again', null, null, null, null)",
+        tmp_path / "c.db", CATALOG_ROWS, "insert into songs values (10, 'p', '2', 'again', null, null, null, null)",
         schema=LOOSE_SCHEMA,
     )
     error = export_error(source, good_snapshot)
@@ -232,7 +232,7 @@ SONGS = "\n".join(f"insert into songs values ({i}, 'p', '{i}', 's{i}', null, nul
 def test_playlist_rows_naming_missing_songs_or_playlists_are_dropped_and_counted(tmp_path: Path) -> None:
     source = write_catalog(
         tmp_path / "c.db",
-        PLAN_ROWS,
+        CATALOG_ROWS,
         SONGS,
         """
         insert into playlist_songs values (1, 11, 2);
@@ -250,7 +250,7 @@ def test_playlist_rows_naming_missing_songs_or_playlists_are_dropped_and_counted
 
 def test_duplicate_playlist_rows_are_dropped_and_counted(tmp_path: Path) -> None:
     source = write_catalog(
-        tmp_path / "c.db", PLAN_ROWS, SONGS,
+        tmp_path / "c.db", CATALOG_ROWS, SONGS,
         "insert into playlist_songs values (1, 10, 1); insert into playlist_songs values (1, 10, 1); "
         "insert into playlist_songs values (1, 11, 2);",
     )
@@ -261,7 +261,7 @@ def test_duplicate_playlist_rows_are_dropped_and_counted(tmp_path: Path) -> None
 
 def test_two_songs_at_one_position_are_kept_in_song_order_and_counted(tmp_path: Path) -> None:
     source = write_catalog(
-        tmp_path / "c.db", PLAN_ROWS, SONGS,
+        tmp_path / "c.db", CATALOG_ROWS, SONGS,
         "insert into playlist_songs values (1, 13, 2); insert into playlist_songs values (1, 11, 2); "
         "insert into playlist_songs values (1, 12, 2);",
     )
@@ -273,7 +273,7 @@ def test_two_songs_at_one_position_are_kept_in_song_order_and_counted(tmp_path: 
 def test_active_locations_with_missing_asset_backend_or_song_are_dropped_and_counted(tmp_path: Path) -> None:
     source = write_catalog(
         tmp_path / "c.db",
-        PLAN_ROWS,
+        CATALOG_ROWS,
         """
         insert into file_assets values (8, 555, 'hq', 'mp3', 1);                   -- song 555 is missing
         insert into file_locations values (20, 404, 2, 'no-asset.mp3', 'active', 1);
@@ -294,7 +294,7 @@ def test_active_locations_with_missing_asset_backend_or_song_are_dropped_and_cou
 def test_toplist_rows_naming_missing_playlists_or_repeated_are_dropped_and_counted(tmp_path: Path) -> None:
     source = write_catalog(
         tmp_path / "c.db",
-        PLAN_ROWS,
+        CATALOG_ROWS,
         """
         insert into pool_playlists values (5, 1);       -- the same row again
         insert into pool_playlists values (5, 404);     -- playlist 404 does not exist
@@ -308,8 +308,8 @@ def test_toplist_rows_naming_missing_playlists_or_repeated_are_dropped_and_count
 
 def test_repairs_reach_the_manifest_and_are_deterministic(tmp_path: Path) -> None:
     script = "insert into playlist_songs values (1, 999, 3); insert into playlist_songs values (1, 10, 1);"
-    first = write_catalog(tmp_path / "a.db", PLAN_ROWS, script)
-    second = write_catalog(tmp_path / "b.db", script, PLAN_ROWS)
+    first = write_catalog(tmp_path / "a.db", CATALOG_ROWS, script)
+    second = write_catalog(tmp_path / "b.db", script, CATALOG_ROWS)
     one = run_export(first, tmp_path / "one", generated_at=GENERATED_AT)
     two = run_export(second, tmp_path / "two", generated_at=GENERATED_AT)
     assert one.manifest.repairs == one.repairs == {
@@ -334,7 +334,7 @@ def test_missing_songs_are_found_whatever_the_id_layout(tmp_path: Path, song_ids
         f"insert into playlist_songs values (1, {song}, {position});"
         for position, song in enumerate((*song_ids, *missing), start=2)
     )
-    source = write_catalog(tmp_path / "c.db", PLAN_ROWS, songs, links)  # PLAN_ROWS: song 10 at position 1
+    source = write_catalog(tmp_path / "c.db", CATALOG_ROWS, songs, links)  # CATALOG_ROWS: song 10 at position 1
     repairs, got = export_rows(source, tmp_path / "s", "select song_id from catalog_playlist_tracks")
     assert got == [(10,), *((song,) for song in song_ids)]
     assert repairs == {"playlist_tracks_missing_song": len(missing)}
@@ -342,7 +342,7 @@ def test_missing_songs_are_found_whatever_the_id_layout(tmp_path: Path, song_ids
 
 def test_a_non_integer_id(good_snapshot, tmp_path: Path) -> None:
     source = write_catalog(
-        tmp_path / "c.db", PLAN_ROWS, "insert into songs values ('x-11', 'p', '2', 'n', null, null, null, null)",
+        tmp_path / "c.db", CATALOG_ROWS, "insert into songs values ('x-11', 'p', '2', 'n', null, null, null, null)",
         schema=LOOSE_SCHEMA,
     )
     assert "songs.id must be an integer (found 'x-11')" in export_fails(source, good_snapshot)
@@ -362,7 +362,7 @@ def test_a_non_integer_id(good_snapshot, tmp_path: Path) -> None:
     ],
 )
 def test_values_of_the_wrong_type(good_snapshot, tmp_path: Path, script: str, where: str) -> None:
-    source = write_catalog(tmp_path / "c.db", PLAN_ROWS, script)
+    source = write_catalog(tmp_path / "c.db", CATALOG_ROWS, script)
     error = export_error(source, good_snapshot)
     assert f"wrong type in {where}" in str(error)
     assert_names_the_row(error, where)
@@ -370,7 +370,7 @@ def test_values_of_the_wrong_type(good_snapshot, tmp_path: Path, script: str, wh
 
 def test_numbers_written_as_text_are_taken_as_numbers(tmp_path: Path) -> None:
     source = write_catalog(
-        tmp_path / "c.db", PLAN_ROWS, "update songs set file_size_bytes = '42', name = 12 where id = 10", schema=LOOSE_SCHEMA
+        tmp_path / "c.db", CATALOG_ROWS, "update songs set file_size_bytes = '42', name = 12 where id = 10", schema=LOOSE_SCHEMA
     )
     repairs, got = export_rows(source, tmp_path / "s", "select name, file_size_bytes from catalog_tracks")
     assert got == [("12", 42)] and repairs == {}
@@ -378,7 +378,7 @@ def test_numbers_written_as_text_are_taken_as_numbers(tmp_path: Path) -> None:
 
 def test_ids_that_are_not_integers_name_no_row(tmp_path: Path) -> None:
     source = write_catalog(
-        tmp_path / "c.db", PLAN_ROWS, SONGS,
+        tmp_path / "c.db", CATALOG_ROWS, SONGS,
         "insert into playlist_songs values (1, 'abc', 2); insert into playlist_songs values (1, 11.5, 3);",
     )
     repairs, got = export_rows(source, tmp_path / "s", "select * from catalog_playlist_tracks")
@@ -388,7 +388,7 @@ def test_ids_that_are_not_integers_name_no_row(tmp_path: Path) -> None:
 
 def test_a_duplicate_row_does_not_hide_a_wrong_type(good_snapshot, tmp_path: Path) -> None:
     source = write_catalog(
-        tmp_path / "c.db", PLAN_ROWS,
+        tmp_path / "c.db", CATALOG_ROWS,
         "insert into playlist_songs values (1, 10, 1); insert into playlist_songs values (1, 10, x'01');",
     )
     assert "wrong type in playlist_songs.position" in export_fails(source, good_snapshot)

@@ -12,7 +12,7 @@ from snapbuild.export import run_export
 from snapbuild.schema import TABLES, TYPE_SCANNED
 from snapbuild.sidereader import SideReader
 
-from .conftest import GENERATED_AT, LOOSE_SCHEMA, PLAN_ROWS, write_catalog
+from .conftest import GENERATED_AT, LOOSE_SCHEMA, CATALOG_ROWS, write_catalog
 
 WRONG_TYPES = [
     ("insert into playlist_songs values (1, 10, 'first')", "playlist_songs.position (rowid 2): a text value"),
@@ -29,7 +29,7 @@ WRONG_TYPES = [
 def test_the_build_finds_wrong_types_without_the_side_reader(
     good_snapshot, tmp_path: Path, script: str, where: str
 ) -> None:
-    source = write_catalog(tmp_path / "c.db", PLAN_ROWS, script)
+    source = write_catalog(tmp_path / "c.db", CATALOG_ROWS, script)
     with pytest.raises(SourceError) as caught:
         run_export(source, good_snapshot.dir, generated_at=GENERATED_AT, side_reader=False)
     assert f"wrong type in {where}" in str(caught.value)
@@ -38,8 +38,8 @@ def test_the_build_finds_wrong_types_without_the_side_reader(
     good_snapshot.assert_intact()
 
 
-def test_the_side_reader_vouches_for_the_types_of_a_clean_source(plan_catalog: Path) -> None:
-    side = SideReader(plan_catalog, plan_catalog.with_name("side"), 1.0)
+def test_the_side_reader_vouches_for_the_types_of_a_clean_source(small_catalog: Path) -> None:
+    side = SideReader(small_catalog, small_catalog.with_name("side"), 1.0)
     side.start()
     assert side.paths_ready()
     assert sorted(side.result().types_checked) == sorted(TYPE_SCANNED)
@@ -47,7 +47,7 @@ def test_the_side_reader_vouches_for_the_types_of_a_clean_source(plan_catalog: P
 
 def test_numbers_written_as_text_leave_the_exact_check_to_the_build(tmp_path: Path) -> None:
     source = write_catalog(
-        tmp_path / "c.db", PLAN_ROWS, "update songs set file_size_bytes = '42' where id = 10",
+        tmp_path / "c.db", CATALOG_ROWS, "update songs set file_size_bytes = '42' where id = 10",
         schema=LOOSE_SCHEMA.replace("file_size_bytes integer", "file_size_bytes text", 1),  # songs' column
     )
     side = SideReader(source, tmp_path / "side", 1.0)
