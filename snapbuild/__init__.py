@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from .errors import (
+    DatabaseError,
     InsufficientSpaceError,
+    ManifestError,
     PushError,
     RepoError,
     RepoLockedError,
@@ -24,7 +26,9 @@ __all__ = [
     "export_snapshot",
     "run_export",
     "verify_snapshot",
+    "DatabaseError",
     "InsufficientSpaceError",
+    "ManifestError",
     "PushError",
     "RepoError",
     "RepoLockedError",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 import struct
 from pathlib import Path
+from typing import NoReturn
 
 from .errors import SourceBusyError, SourceError
 from .schema import COLUMN_SOURCES, LINK_TABLES, REQUIRED_COLUMNS, SMALL_TEXT_SOURCES, TYPED_COLUMNS
@@ -158,41 +159,42 @@ def check_small_tables_utf8(conn: Executor) -> None:
                     )
 
 
-def _first_bad_source_row(conn: Executor, where: str, bad: str) -> tuple[str, str, str, tuple] | None:
-    """The first source row feeding read-model column ``where`` that matches ``bad``.
+def _raise_source_row(conn: Executor, where: str, bad: str, problem: str, detail: str, fallback: str) -> NoReturn:
+    """Raise a SourceError naming the first source row feeding read-model column ``where`` that matches ``bad``.
 
-    ``bad`` is an SQL condition with ``{col}`` standing for the source column.
-    Returns ``(table, column, ident, row)`` where ``row`` is ``(id, typeof(col))``
-    and ``ident`` names how the row is identified, or None.
+    ``bad`` is an SQL condition with ``{col}`` standing for the source column;
+    the message is ``problem in table.column (id N): detail``, where
+    ``detail`` may use ``{kind}``, the value's SQLite type. Without such a
+    row (a column without a known source) the message is ``fallback``.
     """
     table, column, condition = COLUMN_SOURCES.get(where, ("", "", ""))
-    if not table:
-        return None
-    # Entity tables name a row by its id; the link tables have none, so by rowid.
-    ident = "rowid" if table in LINK_TABLES else "id"
-    col = f"[{column}]"
-    row = conn.execute(
-        f"SELECT {ident}, typeof({col}) FROM src.[{table}] WHERE {bad.format(col=col)} AND ({condition}) "
-        f"ORDER BY {ident} LIMIT 1"
-    ).fetchone()
-    return None if row is None else (table, column, ident, row)
+    if table:
+        # Entity tables name a row by its id; the link tables have none, so by rowid.
+        ident = "rowid" if table in LINK_TABLES else "id"
+        col = f"[{column}]"
+        row = conn.execute(
+            f"SELECT {ident}, typeof({col}) FROM src.[{table}] WHERE {bad.format(col=col)} AND ({condition}) "
+            f"ORDER BY {ident} LIMIT 1"
+        ).fetchone()
+        if row is not None:
+            raise SourceError(
+                f"{problem} in {table}.{column} ({ident} {row[0]}): {detail.format(kind=row[1])}",
+                table=table,
+                column=column,
+                row=row[0],
+            )
+    raise SourceError(fallback)
 
 
-def raise_null(conn: Executor, where: str) -> None:
+def raise_null(conn: Executor, where: str) -> NoReturn:
     """Name the first source row whose NULL broke the read-model column ``where``."""
-    found = _first_bad_source_row(conn, where, "{col} IS NULL")
-    if found is not None:
-        table, column, ident, row = found
-        raise SourceError(
-            f"NULL in {table}.{column} ({ident} {row[0]}): {where} needs a value",
-            table=table,
-            column=column,
-            row=row[0],
-        )
-    raise SourceError(f"the source holds a NULL where {where} needs a value")
+    _raise_source_row(
+        conn, where, "{col} IS NULL", "NULL", f"{where} needs a value",
+        f"the source holds a NULL where {where} needs a value",
+    )
 
 
-def raise_type(conn: Executor, where: str) -> None:
+def raise_type(conn: Executor, where: str) -> NoReturn:
     """Name the first source row whose value has a type the read-model column ``where`` refuses.
 
     The types are the read model's declared ones after SQLite's type affinity,
@@ -204,16 +206,10 @@ def raise_type(conn: Executor, where: str) -> None:
         bad = "typeof({col}) = 'blob'"
     else:
         bad = "(typeof({col}) IN ('text', 'blob') OR (typeof({col}) = 'real' AND {col} <> CAST({col} AS INTEGER)))"
-    found = _first_bad_source_row(conn, where, bad)
-    if found is not None:
-        table, column, ident, row = found
-        raise SourceError(
-            f"wrong type in {table}.{column} ({ident} {row[0]}): a {row[1]} value where {where} needs {wants}",
-            table=table,
-            column=column,
-            row=row[0],
-        )
-    raise SourceError(f"the source holds a value of the wrong type where {where} needs {wants}")
+    _raise_source_row(
+        conn, where, bad, "wrong type", f"a {{kind}} value where {where} needs {wants}",
+        f"the source holds a value of the wrong type where {where} needs {wants}",
+    )
 
 
 def check_source_type(conn: Executor, where: str) -> None:
