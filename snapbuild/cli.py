@@ -15,23 +15,24 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from .defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT, DEFAULT_REPO
 from .errors import RepoLockedError, SnapbuildError, SourceBusyError, UsageError
-from .export import ExportResult
-from .git.store import DEFAULT_LOCK_TIMEOUT
-from .manifest import SnapshotManifest
-from .snapshots import DEFAULT_AUTHOR, CommitResult, HistoryEntry, parse_author
+
+if TYPE_CHECKING:
+    # Commands import what they run when they run it: `snapbuild textconv`, which git
+    # starts once per file it compares, must not pay for SQLite-utils or dulwich.
+    from .export import ExportResult
+    from .manifest import SnapshotManifest
+    from .snapshots import CommitResult, HistoryEntry
 
 #: Exit codes: an operational error (the catalog, the target, the repository), a usage error, Ctrl-C.
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_ABORTED = 130
-
-#: The snapshot repository every command uses unless given ``--repo``.
-DEFAULT_REPO = Path("snapshots.git")
 
 #: The flag that sets each library argument a usage error can name.
 _ARGUMENT_FLAGS = {"author": "--author"}
@@ -381,6 +382,8 @@ def export_command(
     if not commit and (repo_path is not None or author is not None or push_remote is not None):
         raise UsageError("--repo, --author and --push need --commit")
     if commit:
+        from .snapshots import parse_author
+
         parse_author(author or DEFAULT_AUTHOR)  # a bad --author fails before the export runs
     stamp = _generated_at(generated_at, os.environ.get("SOURCE_DATE_EPOCH"))
     progress = _StageProgress() if sys.stderr.isatty() else None

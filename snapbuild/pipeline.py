@@ -20,11 +20,11 @@ from .errors import PushError
 from .export import ExportResult, run_export
 from .git import remote
 from .git.remote import PushResult
-from .git.store import DEFAULT_LOCK_TIMEOUT, STAGING_NAME, ensure_repo, repo_lock
+from .defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT
+from .git.store import STAGING_NAME, ensure_repo, repo_lock
 from .manifest import DB_NAME, MANIFEST_NAME, SnapshotManifest
 from .readmodel import Progress
 from .snapshots import (
-    DEFAULT_AUTHOR,
     CommitResult,
     commit_locked,
     extract_snapshot,

@@ -30,10 +30,10 @@ from .consumer import DRIVER_NAME
 from .errors import InsufficientSpaceError, ManifestError, RepoError, UsageError
 from .git.objects import add_blob, read_blob, stream_blob, write_loose_blob
 from .git.revisions import HEAD_REF, TAG_PREFIX, has_head, resolve_rev
-from .git.store import BRANCH_REF, DEFAULT_LOCK_TIMEOUT, configure, ensure_repo, open_repo, reading, repo_lock
+from .defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT
+from .git.store import BRANCH_REF, configure, ensure_repo, open_repo, reading, repo_lock
 from .manifest import COUNT_FIELDS, DB_NAME, MANIFEST_NAME, SnapshotManifest
 
-DEFAULT_AUTHOR = "snapbuild <snapbuild@localhost>"
 
 GITATTRIBUTES = (
     "# Written by snapbuild. The database is binary: never merge or convert it, but\n"

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: dict[str, dict[str, float]] = {
     "snapbuild": {
         "errors": 0,
-        "fsutil": 1, "sqlite": 1, "urls": 1,
+        "defaults": 1, "fsutil": 1, "sqlite": 1, "urls": 1,
         "schema": 2, "manifest": 2,
         "sample.hashing": 2.0, "sample.tables": 2.0, "sample.rows": 2.1, "sample.media": 2.2,
         "sample.catalog": 2.3, "sample.mutate": 2.3, "sample": 2.9,

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PushError, RepoError
-from .store import BRANCH_REF, DEFAULT_LOCK_TIMEOUT, configure, git_dir_of, reading, repo_lock, repo_size
+from ..defaults import DEFAULT_LOCK_TIMEOUT
+from .store import BRANCH_REF, configure, git_dir_of, reading, repo_lock, repo_size
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
 from filelock import FileLock, Timeout
 
+from ..defaults import DEFAULT_LOCK_TIMEOUT
 from ..errors import RepoError, RepoLockedError
 from .objects import TMP_OBJECT_PREFIX
 from .revisions import HEADS_PREFIX
@@ -30,7 +31,6 @@ from .revisions import HEADS_PREFIX
 #: The one branch: HEAD of a repository this module creates names it.
 BRANCH = b"main"
 BRANCH_REF = HEADS_PREFIX + BRANCH
-DEFAULT_LOCK_TIMEOUT = 600.0
 # A plain byte count: dulwich cannot parse unit suffixes ("1g" crashes Repo()) and
 # refuses loose objects above it; git makes no deltas above it. 4 GiB - 1 is the
 # largest value every git build accepts (Windows' unsigned long is 32 bits).
