@@ -23,7 +23,6 @@ from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
 from filelock import FileLock, Timeout
 
-from ..defaults import DEFAULT_LOCK_TIMEOUT
 from ..errors import RepoError, RepoLockedError
 from .objects import TMP_OBJECT_PREFIX
 from .revisions import HEADS_PREFIX
