@@ -310,6 +310,7 @@ def test_same_content_in_two_physical_layouts_gives_identical_bytes(tmp_path: Pa
     two = run_export(second, tmp_path / "two", generated_at=GENERATED_AT)
     assert (tmp_path / "one" / "catalog_read.db").read_bytes() == (tmp_path / "two" / "catalog_read.db").read_bytes()
     assert (tmp_path / "one" / "manifest.json").read_bytes() == (tmp_path / "two" / "manifest.json").read_bytes()
+    assert one.manifest == two.manifest
     assert one.manifest.track_count == 300 and one.manifest.table_counts["catalog_playlist_tracks"] == 600
     assert one.manifest.table_counts["catalog_toplists"] > 0
 

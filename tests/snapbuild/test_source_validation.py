@@ -312,7 +312,7 @@ def test_repairs_reach_the_manifest_and_are_deterministic(tmp_path: Path) -> Non
     second = write_catalog(tmp_path / "b.db", script, CATALOG_ROWS)
     one = run_export(first, tmp_path / "one", generated_at=GENERATED_AT)
     two = run_export(second, tmp_path / "two", generated_at=GENERATED_AT)
-    assert one.manifest.repairs == one.repairs == {
+    assert one.manifest.repairs == one.repairs == two.repairs == {
         "playlist_tracks_duplicate_rows": 1, "playlist_tracks_missing_song": 1,
     }
     assert (tmp_path / "one" / "catalog_read.db").read_bytes() == (tmp_path / "two" / "catalog_read.db").read_bytes()

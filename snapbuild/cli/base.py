@@ -1,0 +1,71 @@
+"""What every snapbuild command shares: the command group, the ``--repo`` option, error rendering.
+
+Every :class:`~snapbuild.errors.SnapbuildError` becomes one line on stderr and
+an exit code in :func:`snapbuild.cli.main`, and nowhere else: 2 for usage
+errors, 1 for operational ones. Core messages name no flags:
+:func:`render_error` names the flag the user can change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..defaults import DEFAULT_REPO
+from ..errors import RepoLockedError, SnapbuildError, SourceBusyError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Exit codes: an operational error (the catalog, the target, the repository), a usage error, Ctrl-C.
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_ABORTED = 130
+
+#: The flag that sets each library argument a usage error can name.
+_ARGUMENT_FLAGS = {"author": "--author"}
+#: What the user can do about an error that ran out of time, by the error's class.
+_HINTS: tuple[tuple[type[SnapbuildError], str], ...] = (
+    (RepoLockedError, "raise --lock-timeout to wait longer"),
+    (SourceBusyError, "raise --busy-timeout to wait longer"),
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="snapbuild")
+def cli() -> None:
+    """Build deterministic read-model snapshots of a music catalog and version them with git."""
+
+
+def repo_option(help: str = "Snapshot repository: the bare repository or any clone.") -> Callable[[F], F]:
+    """The ``--repo`` option, the same on every command that reads or writes the snapshot repository."""
+    return click.option(
+        "--repo", "repo_path", type=click.Path(path_type=Path), default=DEFAULT_REPO, show_default=True, help=help
+    )
+
+
+def human_bytes(size: int) -> str:
+    """A byte count as people read it: ``512 B``, ``1.5 MiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def render_error(error: SnapbuildError) -> str:
+    """The error's one line for stderr, naming the flag the user can change.
+
+    A usage error about a library argument names its flag instead; a timeout
+    hint joins the message's closing parenthesis, or gets its own.
+    """
+    message = str(error)
+    if isinstance(error, UsageError) and error.argument in _ARGUMENT_FLAGS:
+        message = message.replace(error.argument, _ARGUMENT_FLAGS[error.argument], 1)
+    for kind, hint in _HINTS:
+        if isinstance(error, kind):
+            message = f"{message[:-1]}; {hint})" if message.endswith(")") else f"{message} ({hint})"
+    return message

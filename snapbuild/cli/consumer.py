@@ -1,0 +1,67 @@
+"""Commands for consumers of the snapshots: textconv (git's diff driver) and consumer-setup."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from .base import cli
+
+
+@cli.command("textconv")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def textconv_command(file: Path) -> None:
+    """Print a snapshot database as sorted text, one line per row (git's textconv for catalog_read.db).
+
+    Git runs this with a temporary file's path when the 'snapbuild' diff
+    driver is configured (see consumer-setup). Output is UTF-8 with LF line
+    ends on every platform.
+
+    Example: snapbuild textconv catalog_read.db | head
+    """
+    import io
+
+    from ..textconv import dump_database
+
+    # The console's encoding (cp1252 on Windows) must not decide the bytes git compares.
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n", write_through=False)
+    try:
+        dump_database(file, out)
+        out.flush()
+    finally:
+        out.detach()
+
+
+@cli.command("consumer-setup")
+@click.argument("clone", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@click.option("--portable", is_flag=True,
+              help="Configure plain 'snapbuild textconv' (needs snapbuild on PATH whenever git runs).")
+def consumer_setup_command(clone: Path, portable: bool) -> None:
+    """Configure a clone of the snapshot repository so 'git diff' and 'git log -p' show row changes.
+
+    Sets diff.snapbuild.textconv and diff.snapbuild.cachetextconv in the
+    clone's own .git/config (git never transfers config, so each clone needs
+    this once). By default the command names this Python interpreter by its
+    absolute path, so it works without snapbuild on PATH (virtualenvs,
+    Windows); --portable writes 'snapbuild textconv' instead. Prints the
+    one-line manual equivalent.
+
+    Example: snapbuild consumer-setup path/to/snapshots-clone
+    """
+    import shlex
+
+    from ..errors import RepoError
+    from ..consumer import consumer_setup, manual_setup_command
+
+    # git runs the command through sh (Git for Windows bundles one): quote the path for sh.
+    interpreter = shlex.quote(Path(sys.executable).as_posix())
+    command = "snapbuild textconv" if portable else f"{interpreter} -m snapbuild textconv"
+    git = shutil.which("git")
+    if git is None:
+        raise RepoError(f"git not found on PATH; configure by hand: {manual_setup_command()}")
+    git_dir = consumer_setup(clone, command, git=git)
+    click.echo(f"configured the snapbuild diff driver in {git_dir}: textconv = {command}")
+    click.echo(f"by hand: {manual_setup_command()}")

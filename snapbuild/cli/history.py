@@ -1,0 +1,124 @@
+"""Commands over the snapshot history: log, diff, gc."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ..defaults import DEFAULT_LOCK_TIMEOUT
+from ..errors import UsageError
+from .base import cli, human_bytes, repo_option
+
+if TYPE_CHECKING:
+    from ..snapshots import HistoryEntry
+
+
+def _change_summary(entry: HistoryEntry) -> str:
+    if entry.parent_snapshot_id is None:
+        return "first snapshot"
+    parts = []
+    for table, delta in entry.changes.items():
+        if delta is None:
+            parts.append(f"{table} new")
+        elif delta:
+            parts.append(f"{table} {delta:+d}")
+    return ", ".join(parts) if parts else "same row counts"
+
+
+@cli.command("log")
+@repo_option()
+@click.option("--rev", default="HEAD", show_default=True, help="Start from this revision.")
+@click.option("-n", "--max-count", type=click.IntRange(min=1), default=None, help="Show at most N snapshots.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of text.")
+def log_command(repo_path: Path, rev: str, max_count: int | None, as_json: bool) -> None:
+    """List the snapshots on main, newest first: id, date, counts and row-count changes.
+
+    Example: snapbuild log --repo snapshots.git -n 5
+    """
+    from ..snapshots import snapshot_history
+
+    entries = snapshot_history(repo_path, rev, limit=max_count)
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in entries], indent=2, ensure_ascii=False))
+        return
+    if not entries:
+        click.echo(f"no snapshots in {repo_path}")
+        return
+    for e in entries:
+        counts = " ".join(f"{k.removesuffix('_count')}s={v}" for k, v in e.counts.items())
+        click.echo(f"{e.snapshot_id}  {e.generated_at}  {e.commit[:12]}  {counts}  {_change_summary(e)}")
+
+
+@cli.command("gc")
+@repo_option("The snapshot repository to repack.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=DEFAULT_LOCK_TIMEOUT, show_default=True,
+              help="Seconds to wait for a running export --commit.")
+def gc_command(repo_path: Path, lock_timeout: float) -> None:
+    """Repack the snapshot repository (git CLI with deltas if installed, else dulwich).
+
+    dulwich writes every snapshot as a whole loose object; run this now and then
+    (e.g. weekly) so the repository and what consumers fetch stay small.
+
+    Example: snapbuild gc --repo snapshots.git
+    """
+    from ..git.remote import gc
+
+    result = gc(repo_path, git=shutil.which("git"), lock_timeout=lock_timeout)
+    click.echo(
+        f"repacked {repo_path} with {result.tool}: "
+        f"{human_bytes(result.size_before)} -> {human_bytes(result.size_after)}"
+    )
+
+
+def _render_key(example: dict[str, object]) -> str:
+    return " ".join(f"{column}={json.dumps(value, ensure_ascii=False)}" for column, value in example.items())
+
+
+@cli.command("diff")
+@repo_option()
+@click.argument("revs", nargs=-1, metavar="[REV_A [REV_B]]")
+@click.option("--examples", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Keys shown per table and kind of change.")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+def diff_command(repo_path: Path, revs: tuple[str, ...], examples: int, as_json: bool) -> None:
+    """Show row-level differences between two snapshots: per table, rows added, removed and changed.
+
+    REV_A and REV_B default to HEAD~1 and HEAD (one revision: REV_A against
+    HEAD). Rows are matched by each table's key. Nothing is checked out: the
+    two databases are read from git objects into temporary files.
+
+    Example: snapbuild diff --repo snapshots.git HEAD~3 HEAD --json
+    """
+    from ..pipeline import diff_revisions
+
+    if len(revs) > 2:
+        raise UsageError(f"diff takes at most two revisions, got {len(revs)}")
+    rev_a = revs[0] if revs else "HEAD~1"
+    rev_b = revs[1] if len(revs) > 1 else "HEAD"
+    result = diff_revisions(repo_path, rev_a, rev_b, examples=examples)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{result.from_id} -> {result.to_id}")
+    if result.is_empty:
+        click.echo("  no row changes")
+        return
+    for name, table in result.tables.items():
+        if table.is_empty:
+            click.echo(f"  {name}: unchanged")
+            continue
+        click.echo(f"  {name}: {table.added} added, {table.removed} removed, {table.changed} changed")
+        if table.columns_added or table.columns_removed:
+            click.echo(f"    columns: +{list(table.columns_added)} -{list(table.columns_removed)}")
+        for kind, keys, total in (
+            ("added", table.added_examples, table.added),
+            ("removed", table.removed_examples, table.removed),
+            ("changed", table.changed_examples, table.changed),
+        ):
+            if keys:
+                more = f"; ... {total - len(keys)} more" if total > len(keys) else ""
+                click.echo(f"    {kind + ':':8} " + "; ".join(_render_key(key) for key in keys) + more)
