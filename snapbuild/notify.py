@@ -300,5 +300,8 @@ def announce(
     deliveries = tuple(post(url, body, notifier, opener=opener) for url in untold)
     reached = {_receiver_key(d.url): commit for d in deliveries if d.ok}
     if reached:
-        _write_state(git_dir, {**_read_state(git_dir), **reached})
+        try:
+            _write_state(git_dir, {**_read_state(git_dir), **reached})
+        except OSError:
+            pass  # unrecorded, these receivers are told again on the next run: a repeat, never a loss
     return Announcement(snapshot["snapshot_id"], commit, deliveries)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .diff import SnapshotDiff, diff_databases
 from .errors import PushError
@@ -23,7 +24,6 @@ from .git.remote import PushResult
 from .defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT
 from .git.store import STAGING_NAME, ensure_repo, repo_lock
 from .manifest import DB_NAME, MANIFEST_NAME, SnapshotManifest
-from .notify import Announcement, Notifier, announce
 from .readmodel import Progress
 from .snapshots import (
     CommitResult,
@@ -34,6 +34,9 @@ from .snapshots import (
     snapshot_history,
 )
 from .verify import verify_snapshot
+
+if TYPE_CHECKING:
+    from .notify import Announcement, Notifier
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,8 @@ def export_and_commit(
             return RunResult(exported, committed, push_error=error)  # consumers could not pull it yet
     if notifier is None:
         return RunResult(exported, committed, pushed=pushed)
+    from .notify import announce  # HTTP and TLS load only for a run that notifies
+
     snapshot, *previous = snapshot_history(git_dir, committed.commit, limit=2)
     notified = announce(git_dir, snapshot.to_dict(), previous[0].commit if previous else None, notifier)
     return RunResult(exported, committed, pushed=pushed, notified=notified)
