@@ -136,7 +136,8 @@ def check_url(url: str) -> str:
         parts.port  # noqa: B018  (a bad port raises here)
     except ValueError as error:
         raise UsageError(f"invalid notification URL {url!r}: {error}", argument="notification URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or not url.isascii() or any(c.isspace() for c in url):
+    plain = url.isascii() and not any(c.isspace() for c in url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or not plain:
         raise UsageError(
             f"invalid notification URL {url!r}: expected http://HOST/PATH or https://HOST/PATH, "
             "other characters percent-encoded",
@@ -210,7 +211,7 @@ def _describe(error: BaseException, timeout: float) -> str:
 
 def _attempt(opener: urllib.request.OpenerDirector, url: str, body: bytes, headers: Mapping[str, str],
              timeout: float) -> tuple[int | None, str | None, bool]:
-    """Post once: the status (None without an answer), the reason it failed (None if it did not), and whether to retry."""
+    """Post once: the status (None without an answer), why it failed (None if it did not), whether to retry."""
     request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
     try:
         with opener.open(request, timeout=timeout) as answer:

@@ -1,4 +1,4 @@
-"""Notifications of new snapshots: signed delivery to a real receiver on 127.0.0.1, retries, the record of who was told."""
+"""Notifications of new snapshots: signed delivery to a real receiver on 127.0.0.1, retries, who was told."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from snapbuild.notify import (
     post,
 )
 from snapbuild.pipeline import export_and_commit
-from snapbuild.sample import mutate_sample_catalog, write_sample_catalog
+from snapbuild.sample import mutate_sample_catalog
 from tests.conftest import require_tool
 
 from .notify_support import HANG, receiver, refused_url, self_signed_certificate
@@ -187,14 +187,7 @@ def test_a_damaged_record_means_every_receiver_is_told_again(tmp_path: Path) -> 
 # --------------------------------------------------------------------------- whole runs
 
 
-@pytest.fixture
-def catalog(tmp_path: Path) -> Path:
-    path = tmp_path / "catalogsync.db"
-    write_sample_catalog(path, tracks=200, playlists=10, seed=7)
-    return path
-
-
-def test_after_commit_and_push_each_new_snapshot_is_announced_once(tmp_path: Path, catalog: Path) -> None:
+def test_after_commit_and_push_each_new_snapshot_is_announced_once(tmp_path: Path, sample_catalog: Path) -> None:
     repo, remote = tmp_path / "snapshots.git", tmp_path / "remote.git"
     git("init", "--quiet", "--bare", "--initial-branch=main", remote)
     on_remote: list[str] = []
@@ -204,11 +197,11 @@ def test_after_commit_and_push_each_new_snapshot_is_announced_once(tmp_path: Pat
         settings = notifier(server.url())
 
         def run(generated_at: str):  # noqa: ANN202
-            return export_and_commit(catalog, repo, generated_at=generated_at, push_to=str(remote),
+            return export_and_commit(sample_catalog, repo, generated_at=generated_at, push_to=str(remote),
                                      git=shutil.which("git"), notifier=settings)
 
         first = run(T1)
-        mutate_sample_catalog(catalog, fraction=0.1, seed=8)
+        mutate_sample_catalog(sample_catalog, fraction=0.1, seed=8)
         second = run(T2)
         unchanged = run(T3)
 
@@ -219,7 +212,8 @@ def test_after_commit_and_push_each_new_snapshot_is_announced_once(tmp_path: Pat
     assert len(notices) == 2
     for notice, run_ in zip(notices, (first, second)):
         manifest = run_.exported.manifest
-        assert notice["commit"] == run_.committed.commit == git("--git-dir", repo, "rev-parse", manifest.snapshot_id).stdout.strip()
+        tagged = git("--git-dir", repo, "rev-parse", manifest.snapshot_id).stdout.strip()
+        assert notice["commit"] == run_.committed.commit == tagged
         assert notice["snapshot_id"] == manifest.snapshot_id
         assert notice["generated_at"] == manifest.generated_at
         assert notice["counts"] == manifest.counts and notice["table_counts"] == manifest.table_counts
@@ -231,15 +225,17 @@ def test_after_commit_and_push_each_new_snapshot_is_announced_once(tmp_path: Pat
     assert any(notices[1]["changes"].values())
 
 
-def test_a_failed_push_announces_nothing_and_the_next_run_announces_it(tmp_path: Path, catalog: Path) -> None:
+def test_a_failed_push_announces_nothing_and_the_next_run_announces_it(tmp_path: Path, sample_catalog: Path) -> None:
     repo, remote = tmp_path / "snapshots.git", tmp_path / "remote.git"
     with receiver() as server:
         settings = notifier(server.url())
-        failed = export_and_commit(catalog, repo, generated_at=T1, push_to=str(remote), git=None, notifier=settings)
+        failed = export_and_commit(sample_catalog, repo, generated_at=T1, push_to=str(remote), git=None,
+                                   notifier=settings)
         assert failed.push_error is not None and failed.notified is None and server.requests == []
 
         git("init", "--quiet", "--bare", "--initial-branch=main", remote)
-        again = export_and_commit(catalog, repo, generated_at=T2, push_to=str(remote), git=None, notifier=settings)
+        again = export_and_commit(sample_catalog, repo, generated_at=T2, push_to=str(remote), git=None,
+                                  notifier=settings)
     assert not again.committed.changed and again.pushed is not None
     assert [d.ok for d in again.notified.deliveries] == [True]
     assert json.loads(server.posts()[0].body)["commit"] == failed.committed.commit

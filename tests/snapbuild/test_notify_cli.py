@@ -1,4 +1,4 @@
-"""`snapbuild export --commit --notify`: real exports, a real receiver on 127.0.0.1, and the documented receiver run for real."""
+"""`snapbuild export --commit --notify`: real exports, a real receiver on 127.0.0.1, the documented receiver run for real."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 
 from snapbuild.cli import main
 from snapbuild.notify import STATE_NAME
-from snapbuild.sample import mutate_sample_catalog, write_sample_catalog
+from snapbuild.sample import mutate_sample_catalog
 from tests.conftest import stop_process
 
 from .notify_support import receiver
@@ -31,38 +31,32 @@ T1, T2 = "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"
 
 
 @pytest.fixture
-def catalog(tmp_path: Path) -> Path:
-    path = tmp_path / "catalogsync.db"
-    write_sample_catalog(path, tracks=150, playlists=8, seed=11)
-    return path
-
-
-@pytest.fixture
 def secret_file(tmp_path: Path) -> Path:
     path = tmp_path / "notify-secret.txt"
     path.write_text(SECRET + "\n", encoding="utf-8")
     return path
 
 
-def export(catalog: Path, repo: Path, secret_file: Path, *extra: str, at: str = T1) -> int:
-    return main(["export", "--db", str(catalog), "--commit", "--repo", str(repo), "--generated-at", at,
+def export(source: Path, repo: Path, secret_file: Path, *extra: str, at: str = T1) -> int:
+    return main(["export", "--db", str(source), "--commit", "--repo", str(repo), "--generated-at", at,
                  "--notify-secret-file", str(secret_file), *extra])
 
 
 def test_each_receiver_is_told_once_and_the_output_says_so(
-    tmp_path: Path, catalog: Path, secret_file: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sample_catalog: Path, secret_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     repo, remote = tmp_path / "snapshots.git", tmp_path / "remote.git"
     git("init", "--quiet", "--bare", "--initial-branch=main", remote)
     with receiver() as server:
         a, b = server.url("/a"), server.url("/b")
-        assert export(catalog, repo, secret_file, "--push", str(remote), "--notify", a, "--notify", b) == 0
+        assert export(sample_catalog, repo, secret_file, "--push", str(remote), "--notify", a, "--notify", b) == 0
         out, err = capsys.readouterr()
         snapshot_id = json.loads(git("--git-dir", repo, "show", "main:manifest.json").stdout)["snapshot_id"]
         assert out.splitlines()[-1] == f"notified {snapshot_id} to {a} (HTTP 204), {b} (HTTP 204)"
         assert err == ""
 
-        assert export(catalog, repo, secret_file, "--push", str(remote), "--notify", a, "--notify", b, at=T2) == 0
+        again = export(sample_catalog, repo, secret_file, "--push", str(remote), "--notify", a, "--notify", b, at=T2)
+        assert again == 0
         out = capsys.readouterr().out
         assert out.startswith(f"unchanged {snapshot_id}") and "notified" not in out
     assert [len(server.posts(p)) for p in ("/a", "/b")] == [1, 1]
@@ -74,14 +68,14 @@ def test_each_receiver_is_told_once_and_the_output_says_so(
 
 
 def test_a_receiver_not_reached_exits_3_in_one_line_and_the_next_run_tells_it(
-    tmp_path: Path, catalog: Path, secret_file: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sample_catalog: Path, secret_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     repo = tmp_path / "snapshots.git"
     with receiver() as server:
         server.scripts["/refuses"] = [401, 204]
         refuses, takes = server.url("/refuses"), server.url("/takes")
 
-        assert export(catalog, repo, secret_file, "--notify", refuses, "--notify", takes) == 3
+        assert export(sample_catalog, repo, secret_file, "--notify", refuses, "--notify", takes) == 3
         out, err = capsys.readouterr()
         head = git("--git-dir", repo, "rev-parse", "main").stdout.strip()
         snapshot_id = json.loads(git("--git-dir", repo, "show", "main:manifest.json").stdout)["snapshot_id"]
@@ -93,7 +87,7 @@ def test_a_receiver_not_reached_exits_3_in_one_line_and_the_next_run_tells_it(
             "the snapshot is committed, and the next run notifies them again\n"
         )
 
-        assert export(catalog, repo, secret_file, "--notify", refuses, "--notify", takes, at=T2) == 0
+        assert export(sample_catalog, repo, secret_file, "--notify", refuses, "--notify", takes, at=T2) == 0
         out = capsys.readouterr().out
         assert out.splitlines()[-1] == f"notified {snapshot_id} to {refuses} (HTTP 204)"
     assert git("--git-dir", repo, "rev-parse", "main").stdout.strip() == head
@@ -103,15 +97,16 @@ def test_a_receiver_not_reached_exits_3_in_one_line_and_the_next_run_tells_it(
 
 
 def test_notify_options_are_checked_before_anything_runs(
-    tmp_path: Path, catalog: Path, secret_file: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sample_catalog: Path, secret_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     repo = tmp_path / "snapshots.git"
     empty = tmp_path / "empty.txt"
     empty.write_text(" \n", encoding="utf-8")
     url = "http://127.0.0.1:9/hook"
-    base = ["export", "--db", str(catalog), "--repo", str(repo)]
+    base = ["export", "--db", str(sample_catalog), "--repo", str(repo)]
     cases = {
-        "--notify needs --commit": ["export", "--db", str(catalog), "--target-dir", str(tmp_path / "t"), "--notify", url],
+        "--notify needs --commit":
+            ["export", "--db", str(sample_catalog), "--target-dir", str(tmp_path / "t"), "--notify", url],
         "--notify needs --notify-secret-file: every notice is signed with the shared secret":
             [*base, "--commit", "--notify", url],
         f"--notify-secret-file {empty} is empty: put the secret shared with the receivers in it":
@@ -167,7 +162,7 @@ def _wait_for_head(clone: Path, commit: str) -> str:
 
 
 def test_the_documented_receiver_pulls_on_a_signed_notice_and_refuses_a_forged_one(
-    tmp_path: Path, catalog: Path, secret_file: Path
+    tmp_path: Path, sample_catalog: Path, secret_file: Path
 ) -> None:
     repo, remote, clone = tmp_path / "snapshots.git", tmp_path / "remote.git", tmp_path / "consumer"
     git("init", "--quiet", "--bare", "--initial-branch=main", remote)
@@ -175,7 +170,7 @@ def test_the_documented_receiver_pulls_on_a_signed_notice_and_refuses_a_forged_o
 
     def export_process(at: str, *extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "snapbuild", "export", "--db", str(catalog), "--commit", "--repo", str(repo),
+            [sys.executable, "-m", "snapbuild", "export", "--db", str(sample_catalog), "--commit", "--repo", str(repo),
              "--generated-at", at, "--push", str(remote), *extra],
             capture_output=True, text=True, encoding="utf-8", env=env, timeout=300,
         )
@@ -185,7 +180,7 @@ def test_the_documented_receiver_pulls_on_a_signed_notice_and_refuses_a_forged_o
     first = git("-C", clone, "rev-parse", "HEAD").stdout.strip()
     process, url = _start_receiver(clone, secret_file)
     try:
-        mutate_sample_catalog(catalog, fraction=0.1, seed=12)
+        mutate_sample_catalog(sample_catalog, fraction=0.1, seed=12)
         done = export_process(T2, "--notify", url, "--notify-secret-file", str(secret_file))
         assert done.returncode == 0, done.stderr
         assert SECRET not in done.stdout + done.stderr
@@ -193,7 +188,7 @@ def test_the_documented_receiver_pulls_on_a_signed_notice_and_refuses_a_forged_o
         assert second != first and _wait_for_head(clone, second) == second
 
         # A notice with a wrong signature is refused and pulls nothing.
-        mutate_sample_catalog(catalog, fraction=0.1, seed=13)
+        mutate_sample_catalog(sample_catalog, fraction=0.1, seed=13)
         assert export_process("2026-01-03T00:00:00Z").returncode == 0
         body = json.dumps({"event": "snapshot"}).encode()
         forged = urllib.request.Request(url, data=body, method="POST", headers={
@@ -214,12 +209,14 @@ def test_the_documented_receiver_pulls_on_a_signed_notice_and_refuses_a_forged_o
     assert process.stderr is not None and SECRET not in process.stderr.read()
 
 
-def test_a_notification_failure_is_exit_status_3_of_the_process(tmp_path: Path, catalog: Path, secret_file: Path) -> None:
+def test_a_notification_failure_is_exit_status_3_of_the_process(
+    tmp_path: Path, sample_catalog: Path, secret_file: Path
+) -> None:
     env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
     with receiver() as server:
         server.scripts["/hook"] = [404]
         done = subprocess.run(
-            [sys.executable, "-m", "snapbuild", "export", "--db", str(catalog), "--commit",
+            [sys.executable, "-m", "snapbuild", "export", "--db", str(sample_catalog), "--commit",
              "--repo", str(tmp_path / "snapshots.git"), "--notify", server.url(),
              "--notify-secret-file", str(secret_file)],
             capture_output=True, text=True, encoding="utf-8", env=env, timeout=300,
