@@ -7,14 +7,20 @@
     With -Commit, the snapshot is also committed to a git repository of
     snapshots (-Repo, default .\snapshots.git, created on first use); -Push then
     pushes main and the snapshot tags to a remote so consumers can git pull.
+    -Notify then POSTs a signed notice of the new snapshot to each receiver
+    URL (-NotifySecretFile holds the shared secret; see docs/consumers.md).
     Stops at the first failure and exits with snapbuild's own exit code
-    (1 = operational error, 2 = usage error), so a scheduled task reports it.
+    (1 = operational error, 2 = usage error, 3 = committed and pushed but a
+    receiver was not notified), so a scheduled task reports it.
 
 .EXAMPLE
     .\scripts\export_snapshot.ps1 -DbPath D:\catalog\catalogsync.db -TargetDir D:\snapshots\current
 
 .EXAMPLE
     .\scripts\export_snapshot.ps1 -DbPath D:\catalog\catalogsync.db -Commit -Repo D:\snapshots\catalog.git -Push ssh://git@git.example.org/catalog.git
+
+.EXAMPLE
+    .\scripts\export_snapshot.ps1 -DbPath D:\catalog\catalogsync.db -Push ssh://git@git.example.org/catalog.git -Notify https://player.example.org/snapbuild,https://search.example.org/hooks/catalog -NotifySecretFile D:\snapshots\notify-secret.txt
 #>
 param(
     [Parameter(Mandatory = $true)]
@@ -32,6 +38,12 @@ param(
     # Remote (path, file://, ssh or https URL) to push main and the tags to; implies -Commit.
     [string]$Push,
 
+    # Receiver URLs to notify of a new snapshot (after the commit and the push); implies -Commit.
+    [string[]]$Notify,
+
+    # File holding the secret shared with the receivers; required with -Notify.
+    [string]$NotifySecretFile,
+
     # The Python interpreter that has snapbuild installed.
     [string]$Python = "python"
 )
@@ -42,7 +54,7 @@ $OutputEncoding = [System.Text.Encoding]::UTF8
 [Console]::OutputEncoding = [System.Text.Encoding]::UTF8
 $env:PYTHONUTF8 = "1"
 
-if ($Push) { $Commit = $true }
+if ($Push -or $Notify) { $Commit = $true }
 if (-not $TargetDir -and -not $Commit) {
     Write-Error "Give -TargetDir, -Commit, or both." -ErrorAction Continue
     exit 2
@@ -53,9 +65,16 @@ if ($TargetDir) { $arguments += @("--target-dir", $TargetDir) }
 if ($Commit) { $arguments += "--commit" }
 if ($Repo) { $arguments += @("--repo", $Repo) }
 if ($Push) { $arguments += @("--push", $Push) }
+# Commas separate URLs too: "powershell -File" passes "-Notify a,b" as one string (percent-encode a comma in a URL).
+foreach ($url in @($Notify | ForEach-Object { $_ -split "," } | Where-Object { $_ })) { $arguments += @("--notify", $url) }
+if ($NotifySecretFile) { $arguments += @("--notify-secret-file", $NotifySecretFile) }
 
 & $Python @arguments
 $code = $LASTEXITCODE
+if ($code -eq 3) {
+    Write-Warning "Snapshot committed, but a receiver was not notified (exit code 3); the next run notifies it."
+    exit $code
+}
 if ($code -ne 0) {
     Write-Error "snapbuild export failed with exit code $code" -ErrorAction Continue
     exit $code

@@ -5,11 +5,12 @@
 .DESCRIPTION
     Creates (or replaces) a scheduled task that runs scripts\export_snapshot.ps1
     every -EveryMinutes minutes, committing each changed snapshot to -Repo and,
-    with -Push, pushing it to a remote. The task runs whether or not the user
-    is logged on, never runs two instances at once (a late run is skipped, and
-    snapbuild's own repository lock guards against any other writer), and its
-    last exit code (0 ok, 1 operational error, 2 usage error) shows in Task
-    Scheduler's "Last Run Result".
+    with -Push, pushing it to a remote; with -Notify, telling each receiver URL
+    about it. The task runs whether or not the user is logged on, never runs
+    two instances at once (a late run is skipped, and snapbuild's own
+    repository lock guards against any other writer), and its last exit code
+    (0 ok, 1 operational error, 2 usage error, 3 a receiver was not notified)
+    shows in Task Scheduler's "Last Run Result".
 
     Run `snapbuild gc --repo REPO` now and then (e.g. a second, weekly task) to
     repack the repository.
@@ -32,6 +33,12 @@ param(
 
     # Remote to push main and the tags to (optional).
     [string]$Push,
+
+    # Receiver URLs to notify of each new snapshot (optional; needs -NotifySecretFile).
+    [string[]]$Notify,
+
+    # File holding the secret shared with the receivers.
+    [string]$NotifySecretFile,
 
     [ValidateRange(1, 1440)]
     [int]$EveryMinutes = 60,
@@ -60,11 +67,14 @@ function Quote([string]$value) { '"' + $value.Replace('"', '\"') + '"' }
 $DbPath = [System.IO.Path]::GetFullPath($DbPath)
 $Repo = [System.IO.Path]::GetFullPath($Repo)
 if ($TargetDir) { $TargetDir = [System.IO.Path]::GetFullPath($TargetDir) }
+if ($NotifySecretFile) { $NotifySecretFile = [System.IO.Path]::GetFullPath($NotifySecretFile) }
 
 $arguments = "-NoProfile -NonInteractive -ExecutionPolicy Bypass -File $(Quote $script) " +
     "-DbPath $(Quote $DbPath) -Commit -Repo $(Quote $Repo) -Python $(Quote $Python)"
 if ($TargetDir) { $arguments += " -TargetDir $(Quote $TargetDir)" }
 if ($Push) { $arguments += " -Push $(Quote $Push)" }
+if ($Notify) { $arguments += " -Notify $(Quote ($Notify -join ','))" }
+if ($NotifySecretFile) { $arguments += " -NotifySecretFile $(Quote $NotifySecretFile)" }
 
 $action = New-ScheduledTaskAction -Execute "powershell.exe" -Argument $arguments -WorkingDirectory (Split-Path -Parent $Repo)
 $trigger = New-ScheduledTaskTrigger -Once -At (Get-Date).AddMinutes(1) `

@@ -14,3 +14,5 @@ DEFAULT_REPO = Path("snapshots.git")
 DEFAULT_AUTHOR = "snapbuild <snapbuild@localhost>"
 #: Seconds a writer waits for another writer's repository lock.
 DEFAULT_LOCK_TIMEOUT = 600.0
+#: Seconds a notification receiver gets to accept the connection and to answer, per attempt.
+DEFAULT_NOTIFY_TIMEOUT = 10.0

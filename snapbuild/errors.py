@@ -145,3 +145,18 @@ class PushError(RepoError):
     def __init__(self, message: str, *, path: object | None = None, remote: str | None = None) -> None:
         super().__init__(message, path=path)
         self.remote = remote
+
+
+class NotifyError(SnapbuildError):
+    """One or more receivers were not told about a new snapshot; the snapshot itself is committed.
+
+    Args:
+        message: one line naming each receiver not reached and why.
+        snapshot_id: the snapshot that was to be announced.
+        urls: the receivers not reached.
+    """
+
+    def __init__(self, message: str, *, snapshot_id: str | None = None, urls: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.snapshot_id = snapshot_id
+        self.urls = urls

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .diff import SnapshotDiff, diff_databases
 from .errors import PushError
@@ -30,8 +31,12 @@ from .snapshots import (
     extract_snapshot,
     parse_author,
     require_snapshot_repo,
+    snapshot_history,
 )
 from .verify import verify_snapshot
+
+if TYPE_CHECKING:
+    from .notify import Announcement, Notifier
 
 
 @dataclass(frozen=True)
@@ -43,12 +48,15 @@ class RunResult:
         committed: the commit, or the note that ``main`` already held this content.
         pushed: the push, when a remote was given and the push succeeded.
         push_error: why the push failed; the commit stands and the next run pushes again.
+        notified: the receivers told about the snapshot, when a notifier was given and
+            the push (if any) succeeded.
     """
 
     exported: ExportResult
     committed: CommitResult
     pushed: PushResult | None = None
     push_error: PushError | None = None
+    notified: Announcement | None = None
 
 
 def export_and_commit(
@@ -64,6 +72,7 @@ def export_and_commit(
     push_to: str | None = None,
     git: str | None = None,
     env: Mapping[str, str] | None = None,
+    notifier: Notifier | None = None,
 ) -> RunResult:
     """Export the catalog and commit it, holding the writer lock throughout; then push if asked.
 
@@ -74,10 +83,14 @@ def export_and_commit(
     With ``push_to``, ``main`` and the tags go there afterwards (also when
     nothing changed, so a failed push is retried by the next run); a failed
     push is reported in the result, not raised, because the commit stands.
+    With ``notifier``, once the snapshot is committed and pushed, every
+    receiver not yet told about ``main``'s snapshot is told (see
+    ``notify.announce``); failures are reported in the result, not raised.
 
     Args:
         git: the git CLI for the push (deltas), or None for dulwich's client.
         env: the push transport's environment (see ``git.remote.push``).
+        notifier: the receivers to tell about the snapshot, or None.
 
     Raises:
         UsageError: ``author`` is not ``Name <email>``, or ``generated_at`` is not a timestamp.
@@ -98,13 +111,19 @@ def export_and_commit(
         finally:
             if target_dir is None:
                 shutil.rmtree(snapshot_dir, ignore_errors=True)
-    if push_to is None:
-        return RunResult(exported, committed)
-    try:
-        pushed = remote.push(git_dir, push_to, git=git, env=env)
-    except PushError as error:
-        return RunResult(exported, committed, push_error=error)
-    return RunResult(exported, committed, pushed=pushed)
+    pushed = None
+    if push_to is not None:
+        try:
+            pushed = remote.push(git_dir, push_to, git=git, env=env)
+        except PushError as error:
+            return RunResult(exported, committed, push_error=error)  # consumers could not pull it yet
+    if notifier is None:
+        return RunResult(exported, committed, pushed=pushed)
+    from .notify import announce  # HTTP and TLS load only for a run that notifies
+
+    snapshot, *previous = snapshot_history(git_dir, committed.commit, limit=2)
+    notified = announce(git_dir, snapshot.to_dict(), previous[0].commit if previous else None, notifier)
+    return RunResult(exported, committed, pushed=pushed, notified=notified)
 
 
 @contextmanager

@@ -20,11 +20,11 @@ LAYERS: dict[str, dict[str, float]] = {
         "sample.catalog": 2.3, "sample.mutate": 2.3, "sample": 2.9,
         "source": 3,
         "git.objects": 3.0, "git.revisions": 3.0, "git.store": 3.1, "git.remote": 3.2, "git": 3.9,
-        "readmodel": 4, "sidereader": 4, "diff": 4, "textconv": 4, "consumer": 4,
+        "readmodel": 4, "sidereader": 4, "diff": 4, "textconv": 4, "consumer": 4, "notify": 4,
         "export": 5, "verify": 5,
         "snapshots": 6,
         "pipeline": 7,
-        "cli.base": 8.0, "cli.consumer": 8.1, "cli.export": 8.1, "cli.history": 8.1, "cli.sample": 8.1, "cli": 8.9,
+        "cli.base": 8.0, "cli.notify": 8.05, "cli.consumer": 8.1, "cli.export": 8.1, "cli.history": 8.1, "cli.sample": 8.1, "cli": 8.9,
         "__main__": 9, "": 9,
     },
     "origin_server": {

@@ -10,9 +10,9 @@ import sys
 
 import click
 
-from ..errors import SnapbuildError, UsageError
+from ..errors import NotifyError, SnapbuildError, UsageError
 from . import consumer, export, history, sample  # noqa: F401  (they register their commands)
-from .base import EXIT_ABORTED, EXIT_FAILURE, EXIT_USAGE, cli, render_error
+from .base import EXIT_ABORTED, EXIT_FAILURE, EXIT_NOTIFY_FAILED, EXIT_USAGE, cli, render_error
 
 __all__ = ["cli", "main", "render_error"]
 
@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=argv, prog_name="snapbuild", standalone_mode=False)
     except SnapbuildError as error:
         click.echo(f"snapbuild: error: {render_error(error)}", err=True)
+        if isinstance(error, NotifyError):
+            return EXIT_NOTIFY_FAILED
         return EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILURE
     except click.exceptions.Abort:
         click.echo("snapbuild: aborted", err=True)

@@ -2,7 +2,8 @@
 
 Every :class:`~snapbuild.errors.SnapbuildError` becomes one line on stderr and
 an exit code in :func:`snapbuild.cli.main`, and nowhere else: 2 for usage
-errors, 1 for operational ones. Core messages name no flags:
+errors, 1 for operational ones, 3 when a committed snapshot's notifications
+failed. Core messages name no flags:
 :func:`render_error` names the flag the user can change.
 """
 
@@ -19,13 +20,15 @@ from ..errors import RepoLockedError, SnapbuildError, SourceBusyError, UsageErro
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Exit codes: an operational error (the catalog, the target, the repository), a usage error, Ctrl-C.
+#: Exit codes: an operational error (the catalog, the target, the repository), a usage error,
+#: a snapshot committed (and pushed) whose notifications did not all arrive, Ctrl-C.
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_NOTIFY_FAILED = 3
 EXIT_ABORTED = 130
 
 #: The flag that sets each library argument a usage error can name.
-_ARGUMENT_FLAGS = {"author": "--author"}
+_ARGUMENT_FLAGS = {"author": "--author", "notification URL": "--notify"}
 #: What the user can do about an error that ran out of time, by the error's class.
 _HINTS: tuple[tuple[type[SnapbuildError], str], ...] = (
     (RepoLockedError, "raise --lock-timeout to wait longer"),

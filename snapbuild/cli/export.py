@@ -15,6 +15,7 @@ import click
 from ..defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT, DEFAULT_REPO
 from ..errors import UsageError
 from .base import cli
+from .notify import announcement_lines, notifier_from_options, notify_options
 
 if TYPE_CHECKING:
     from ..export import ExportResult
@@ -109,9 +110,11 @@ def _export_summary(result: ExportResult, target_dir: Path, elapsed: float) -> s
               help="After --commit, push main and the tags to REMOTE (path, file://, ssh or https URL).")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=DEFAULT_LOCK_TIMEOUT, show_default=True,
               help="Seconds to wait for another writer of the repository.")
+@notify_options
 def export_command(
     source_db: Path, target_dir: Path | None, generated_at: str | None, busy_timeout: float, as_json: bool,
     commit: bool, repo_path: Path | None, author: str | None, push_remote: str | None, lock_timeout: float,
+    notify_urls: tuple[str, ...], notify_secret_file: Path | None, notify_timeout: float,
 ) -> None:
     """Export the catalog's read model to DIR/catalog_read.db and DIR/manifest.json.
 
@@ -124,9 +127,19 @@ def export_command(
     (see docs/consumers.md): no commit when the content equals HEAD's; the
     commit's date is the manifest's generated_at, so it is reproducible.
 
+    With --notify URL and --notify-secret-file, each receiver gets a signed
+    JSON notice of the snapshot once it is committed and pushed; a receiver
+    not reached is told on the next run (see docs/consumers.md).
+
+    Exit status: 0 done; 1 the export, the commit or the push failed; 2 a
+    usage error; 3 the snapshot is committed (and pushed) but a receiver was
+    not told.
+
     Example: snapbuild export --db catalogsync.db --target-dir snapshot
 
     Example: snapbuild export --db catalogsync.db --commit --repo snapshots.git --push ssh://git@host/catalog.git
+
+    Example: snapbuild export --db catalogsync.db --commit --notify https://consumer.example/hook --notify-secret-file notify-secret.txt
     """
     from ..export import run_export
 
@@ -134,10 +147,13 @@ def export_command(
         raise UsageError("--target-dir is required unless --commit is given")
     if not commit and (repo_path is not None or author is not None or push_remote is not None):
         raise UsageError("--repo, --author and --push need --commit")
+    if notify_urls and not commit:
+        raise UsageError("--notify needs --commit")
     if commit:
         from ..snapshots import parse_author
 
         parse_author(author or DEFAULT_AUTHOR)  # a bad --author fails before the export runs
+    notifier = notifier_from_options(notify_urls, notify_secret_file, notify_timeout)
     stamp = _generated_at(generated_at, os.environ.get("SOURCE_DATE_EPOCH"))
     progress = _StageProgress() if sys.stderr.isatty() else None
     started = time.monotonic()
@@ -150,7 +166,7 @@ def export_command(
             run = export_and_commit(
                 source_db, repo, generated_at=stamp, author=author or DEFAULT_AUTHOR, lock_timeout=lock_timeout,
                 target_dir=target_dir, busy_timeout=busy_timeout, progress=progress,
-                push_to=push_remote, git=shutil.which("git"), env=dict(os.environ),
+                push_to=push_remote, git=shutil.which("git"), env=dict(os.environ), notifier=notifier,
             )
             result = run.exported
         else:
@@ -171,6 +187,11 @@ def export_command(
             raise run.push_error
         if run.pushed is not None:
             click.echo(f"pushed main and tags to {run.pushed.remote} (with {run.pushed.tool})", err=as_json)
+        if run.notified is not None:
+            for line in announcement_lines(run.notified):
+                click.echo(line, err=as_json)
+            if (failed := run.notified.error()) is not None:
+                raise failed
 
 
 @cli.command("verify")

@@ -112,6 +112,16 @@ def write_catalog(path: Path, *scripts: str, schema: str = SOURCE_SCHEMA) -> Pat
 
 
 @pytest.fixture
+def sample_catalog(tmp_path: Path) -> Path:
+    """A synthetic catalog of 150 tracks in 8 playlists (``snapbuild.sample``), for whole runs."""
+    from snapbuild.sample import write_sample_catalog
+
+    path = tmp_path / "catalogsync.db"
+    write_sample_catalog(path, tracks=150, playlists=8, seed=11)
+    return path
+
+
+@pytest.fixture
 def small_catalog(tmp_path: Path) -> Path:
     """A small catalog: one playlist in a toplist pool, one track, one object-storage file."""
     return write_catalog(tmp_path / "catalogsync.db", CATALOG_ROWS)
