@@ -4,12 +4,11 @@ The body is signed like GitHub's webhooks (HMAC-SHA256 of the raw body in
 ``X-Snapbuild-Signature-256: sha256=<hex>``). Each receiver is posted on its
 own: a timeout per attempt, retries after network errors and 5xx answers
 (the delays are a parameter, the sleep is the caller's), none after 2xx,
-3xx (redirects are not followed) or 4xx. Which snapshot each receiver was
-last told about is kept in a small file in the repository's git directory,
-so a receiver that missed one (it was down, or the push failed) is told on
-the next run, and one already told about the current snapshot is not told
-again. Delivery is therefore at least once: receivers treat a notice as a
-hint to pull, never as the data itself.
+3xx (redirects are not followed) or 4xx. Only a new snapshot is announced;
+a receiver that missed its notice (it was down, or the push failed) is
+recorded in a small file in the repository's git directory and told on the
+next run, even when that run's export is unchanged. Receivers treat a notice
+as a hint to pull, never as the data itself.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import ssl
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,11 +38,11 @@ EVENT_HEADER = "X-Snapbuild-Event"
 EVENT = "snapshot"
 #: Seconds to wait before each retry: four attempts in all, about 21 s of waiting.
 RETRY_DELAYS = (1.0, 4.0, 16.0)
-#: The file in the git directory that records, per receiver, the last snapshot it was told about.
+#: The file in the git directory that records the receivers owed a notice (their last one failed).
 STATE_NAME = "snapbuild-notified.json"
 
 _USER_AGENT = "snapbuild-notify"
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 # Enough of an answer to see that the receiver finished it; the rest is ignored.
 _ANSWER_LIMIT = 64 * 1024
 
@@ -98,7 +97,7 @@ class Announcement:
         snapshot_id: the snapshot announced.
         commit: its commit.
         deliveries: one per receiver posted by this call, in the order given;
-            receivers already told about this commit are not posted and not listed.
+            receivers not posted (nothing new, nothing owed) are not listed.
     """
 
     snapshot_id: str
@@ -254,19 +253,19 @@ def _receiver_key(url: str) -> str:
     return hashlib.sha256(url.encode("utf-8")).hexdigest()
 
 
-def _read_state(git_dir: Path) -> dict[str, str]:
-    """Receiver key -> the commit it was last told about; a missing or damaged file is an empty record."""
+def _read_owed(git_dir: Path) -> dict[str, str]:
+    """Receiver key -> the commit it is owed a notice of; a missing or damaged file owes nothing."""
     try:
         state = json.loads((git_dir / STATE_NAME).read_text(encoding="utf-8"))
-        told = state["told"] if state.get("version") == _STATE_VERSION else {}
-        return {str(k): str(v) for k, v in told.items()}
+        owed = state["owed"] if state.get("version") == _STATE_VERSION else {}
+        return {str(k): str(v) for k, v in owed.items()}
     except (OSError, ValueError, TypeError, AttributeError, KeyError):
         return {}
 
 
-def _write_state(git_dir: Path, told: Mapping[str, str]) -> None:
-    """Replace the record atomically (a lost update only means one notice sent twice)."""
-    text = json.dumps({"version": _STATE_VERSION, "told": dict(sorted(told.items()))}, indent=1) + "\n"
+def _write_owed(git_dir: Path, owed: Mapping[str, str]) -> None:
+    """Replace the record atomically."""
+    text = json.dumps({"version": _STATE_VERSION, "owed": dict(sorted(owed.items()))}, indent=1) + "\n"
     fd, tmp_name = tempfile.mkstemp(prefix=f".{STATE_NAME}.", dir=git_dir)
     try:
         with open(fd, "w", encoding="utf-8") as out:
@@ -277,32 +276,51 @@ def _write_state(git_dir: Path, told: Mapping[str, str]) -> None:
         raise
 
 
-def announce(
-    git_dir: Path, snapshot: Mapping[str, Any], previous_commit: str | None, notifier: Notifier
-) -> Announcement:
-    """Tell every receiver not yet told about ``snapshot`` (the one ``main`` holds), and remember who was told.
+def owe(git_dir: Path, urls: Iterable[str], commit: str) -> None:
+    """Remember that ``urls`` are owed a notice of ``commit`` (it could not be sent: the push failed).
 
-    Each receiver is posted on its own; one that fails does not stop the
-    others, and stays untold, so the next call posts to it again.
+    Raises:
+        OSError: the record cannot be written.
+    """
+    owed = _read_owed(git_dir)
+    _write_owed(git_dir, {**owed, **{_receiver_key(url): commit for url in urls}})
+
+
+def announce(
+    git_dir: Path, snapshot: Mapping[str, Any], previous_commit: str | None, notifier: Notifier, *, new: bool
+) -> Announcement:
+    """Tell the receivers about ``snapshot`` (the one ``main`` holds), and remember who still needs telling.
+
+    A new snapshot goes to every receiver. For a snapshot that is not new
+    (an unchanged export) only the receivers owed a notice are posted:
+    those whose last notice failed, or that a failed push kept from being
+    told. Each receiver is posted on its own; one that fails does not stop
+    the others and is owed the notice on the next run.
 
     Args:
         git_dir: the snapshot repository's git directory (holds the record).
         snapshot: the snapshot as ``snapshots.HistoryEntry.to_dict()`` gives it.
         previous_commit: the commit of the snapshot before it, None for the first.
         notifier: the receivers, the secret and the delivery settings.
+        new: this run committed ``snapshot``.
     """
     commit = snapshot["commit"]
-    told = _read_state(git_dir)
-    untold = [url for url in dict.fromkeys(notifier.urls) if told.get(_receiver_key(url)) != commit]
-    if not untold:
+    owed = _read_owed(git_dir)
+    receivers = list(dict.fromkeys(notifier.urls))
+    targets = receivers if new else [url for url in receivers if _receiver_key(url) in owed]
+    if not targets:
         return Announcement(snapshot["snapshot_id"], commit)
     body = notification_body(snapshot, previous_commit)
     opener = _opener(notifier.proxies)
-    deliveries = tuple(post(url, body, notifier, opener=opener) for url in untold)
-    reached = {_receiver_key(d.url): commit for d in deliveries if d.ok}
-    if reached:
-        try:
-            _write_state(git_dir, {**_read_state(git_dir), **reached})
-        except OSError:
-            pass  # unrecorded, these receivers are told again on the next run: a repeat, never a loss
+    deliveries = tuple(post(url, body, notifier, opener=opener) for url in targets)
+    for delivery in deliveries:
+        key = _receiver_key(delivery.url)
+        if delivery.ok:
+            owed.pop(key, None)
+        else:
+            owed[key] = commit
+    try:
+        _write_owed(git_dir, owed)
+    except OSError:
+        pass  # the receivers not reached are then told with the next new snapshot
     return Announcement(snapshot["snapshot_id"], commit, deliveries)

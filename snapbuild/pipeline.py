@@ -83,9 +83,10 @@ def export_and_commit(
     With ``push_to``, ``main`` and the tags go there afterwards (also when
     nothing changed, so a failed push is retried by the next run); a failed
     push is reported in the result, not raised, because the commit stands.
-    With ``notifier``, once the snapshot is committed and pushed, every
-    receiver not yet told about ``main``'s snapshot is told (see
-    ``notify.announce``); failures are reported in the result, not raised.
+    With ``notifier``, once a new snapshot is committed and pushed, every
+    receiver is told, and a receiver that missed an earlier notice is told
+    even when nothing changed (see ``notify.announce``); failures are
+    reported in the result, not raised.
 
     Args:
         git: the git CLI for the push (deltas), or None for dulwich's client.
@@ -116,13 +117,22 @@ def export_and_commit(
         try:
             pushed = remote.push(git_dir, push_to, git=git, env=env)
         except PushError as error:
+            if notifier is not None and committed.changed:
+                from .notify import owe
+
+                try:
+                    owe(git_dir, notifier.urls, committed.commit)  # told once a later run has pushed it
+                except OSError:
+                    pass  # then told with the next new snapshot
             return RunResult(exported, committed, push_error=error)  # consumers could not pull it yet
     if notifier is None:
         return RunResult(exported, committed, pushed=pushed)
     from .notify import announce  # HTTP and TLS load only for a run that notifies
 
     snapshot, *previous = snapshot_history(git_dir, committed.commit, limit=2)
-    notified = announce(git_dir, snapshot.to_dict(), previous[0].commit if previous else None, notifier)
+    notified = announce(
+        git_dir, snapshot.to_dict(), previous[0].commit if previous else None, notifier, new=committed.changed
+    )
     return RunResult(exported, committed, pushed=pushed, notified=notified)
 
 

@@ -76,7 +76,7 @@ def notifier_from_options(urls: tuple[str, ...], secret_file: Path | None, timeo
 
 
 def announcement_lines(announcement: Announcement) -> list[str]:
-    """The line naming the receivers told (none when every receiver already knew this snapshot)."""
+    """The line naming the receivers told (none when nothing was new and nobody was owed a notice)."""
     from ..notify import display_url
 
     told = [d for d in announcement.deliveries if d.ok]

@@ -154,34 +154,37 @@ def test_every_receiver_is_posted_and_only_the_ones_not_reached_are_posted_again
         urls = (server.url("/down"), server.url("/up"), server.url("/up"))
         settings = notifier(*urls, delays=())
 
-        first = announce(git_dir, SNAPSHOT, None, settings)
+        first = announce(git_dir, SNAPSHOT, None, settings, new=True)
         assert [(d.url, d.ok) for d in first.deliveries] == [(urls[0], False), (urls[1], True)]
         error = first.error()
         assert error is not None and error.urls == (urls[0],) and error.snapshot_id == SNAPSHOT["snapshot_id"]
         assert str(error).count("\n") == 0 and urls[0] in str(error) and "/up" not in str(error)
 
-        second = announce(git_dir, SNAPSHOT, None, settings)  # the down receiver again, not the other one
+        # Unchanged runs: the down receiver is owed the notice, the other one is not posted again.
+        second = announce(git_dir, SNAPSHOT, None, settings, new=False)
         assert [(d.url, d.ok) for d in second.deliveries] == [(urls[0], False)]
-        third = announce(git_dir, SNAPSHOT, None, settings)
+        third = announce(git_dir, SNAPSHOT, None, settings, new=False)
         assert [(d.url, d.ok) for d in third.deliveries] == [(urls[0], True)] and third.error() is None
 
-        assert announce(git_dir, SNAPSHOT, None, settings).deliveries == ()
+        assert announce(git_dir, SNAPSHOT, None, settings, new=False).deliveries == ()
         newer = {**SNAPSHOT, "commit": "d" * 40, "snapshot_id": "snap-1111111111111111"}
-        assert [d.url for d in announce(git_dir, newer, "c" * 40, settings).deliveries] == list(urls[:2])
+        assert [d.url for d in announce(git_dir, newer, "c" * 40, settings, new=True).deliveries] == list(urls[:2])
     assert [len(server.posts(path)) for path in ("/down", "/up")] == [4, 2]
     record = (git_dir / STATE_NAME).read_text(encoding="utf-8")
     assert "127.0.0.1" not in record and SECRET.decode("utf-8") not in record
 
 
-def test_a_damaged_record_means_every_receiver_is_told_again(tmp_path: Path) -> None:
+def test_an_unchanged_run_tells_nobody_who_is_not_owed_a_notice(tmp_path: Path) -> None:
+    """A receiver added on an unchanged run, or after a damaged record, hears of the next new snapshot only."""
     git_dir = tmp_path / "repo.git"
     git_dir.mkdir()
     with receiver() as server:
-        settings = notifier(server.url())
-        announce(git_dir, SNAPSHOT, None, settings)
+        assert announce(git_dir, SNAPSHOT, None, notifier(server.url("/new")), new=False).deliveries == ()
+        server.scripts["/flaky"] = [500, 204]
+        announce(git_dir, SNAPSHOT, None, notifier(server.url("/flaky"), delays=()), new=True)
         (git_dir / STATE_NAME).write_text("{not json", encoding="utf-8")
-        assert announce(git_dir, SNAPSHOT, None, settings).deliveries[0].ok
-    assert len(server.posts()) == 2
+        assert announce(git_dir, SNAPSHOT, None, notifier(server.url("/flaky")), new=False).deliveries == ()
+    assert server.posts("/new") == [] and len(server.posts("/flaky")) == 1
 
 
 # --------------------------------------------------------------------------- whole runs

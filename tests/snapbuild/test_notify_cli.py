@@ -199,7 +199,8 @@ def test_the_documented_receiver_pulls_on_a_signed_notice_and_refuses_a_forged_o
             assert refused.value.code == 403
         assert git("-C", clone, "rev-parse", "HEAD").stdout.strip() == second
 
-        # The next run tells the receiver about the snapshot it has not heard of, and it pulls it.
+        # The next new snapshot is announced, and the receiver pulls up to it.
+        mutate_sample_catalog(sample_catalog, fraction=0.1, seed=14)
         done = export_process("2026-01-04T00:00:00Z", "--notify", url, "--notify-secret-file", str(secret_file))
         assert done.returncode == 0, done.stderr
         third = git("--git-dir", remote, "rev-parse", "main").stdout.strip()
