@@ -25,7 +25,7 @@ EXIT_USAGE = 2
 EXIT_ABORTED = 130
 
 #: The flag that sets each library argument a usage error can name.
-_ARGUMENT_FLAGS = {"author": "--author"}
+_ARGUMENT_FLAGS = {"author": "--author", "signing key": "--sign-key", "allowed signers file": "--allowed-signers"}
 #: What the user can do about an error that ran out of time, by the error's class.
 _HINTS: tuple[tuple[type[SnapbuildError], str], ...] = (
     (RepoLockedError, "raise --lock-timeout to wait longer"),
