@@ -7,6 +7,10 @@
     With -Commit, the snapshot is also committed to a git repository of
     snapshots (-Repo, default .\snapshots.git, created on first use); -Push then
     pushes main and the snapshot tags to a remote so consumers can git pull.
+    -SignKey signs each new snapshot commit with an SSH key in git's own format,
+    so consumers can verify it (git verify-commit, git pull --verify-signatures;
+    see docs/consumers.md, "Verifying snapshots"). Without -SignKey the
+    SNAPBUILD_SIGN_KEY environment variable, if set, names the key.
     Stops at the first failure and exits with snapbuild's own exit code
     (1 = operational error, 2 = usage error), so a scheduled task reports it.
 
@@ -15,6 +19,9 @@
 
 .EXAMPLE
     .\scripts\export_snapshot.ps1 -DbPath D:\catalog\catalogsync.db -Commit -Repo D:\snapshots\catalog.git -Push ssh://git@git.example.org/catalog.git
+
+.EXAMPLE
+    .\scripts\export_snapshot.ps1 -DbPath D:\catalog\catalogsync.db -Commit -SignKey D:\keys\snapbuild_ed25519
 #>
 param(
     [Parameter(Mandatory = $true)]
@@ -32,6 +39,10 @@ param(
     # Remote (path, file://, ssh or https URL) to push main and the tags to; implies -Commit.
     [string]$Push,
 
+    # SSH key that signs each snapshot commit: a private key file without passphrase, or a
+    # public key (.pub) whose private key the OpenSSH Authentication Agent holds; implies -Commit.
+    [string]$SignKey,
+
     # The Python interpreter that has snapbuild installed.
     [string]$Python = "python"
 )
@@ -42,7 +53,7 @@ $OutputEncoding = [System.Text.Encoding]::UTF8
 [Console]::OutputEncoding = [System.Text.Encoding]::UTF8
 $env:PYTHONUTF8 = "1"
 
-if ($Push) { $Commit = $true }
+if ($Push -or $SignKey) { $Commit = $true }
 if (-not $TargetDir -and -not $Commit) {
     Write-Error "Give -TargetDir, -Commit, or both." -ErrorAction Continue
     exit 2
@@ -53,6 +64,7 @@ if ($TargetDir) { $arguments += @("--target-dir", $TargetDir) }
 if ($Commit) { $arguments += "--commit" }
 if ($Repo) { $arguments += @("--repo", $Repo) }
 if ($Push) { $arguments += @("--push", $Push) }
+if ($SignKey) { $arguments += @("--sign-key", $SignKey) }
 
 & $Python @arguments
 $code = $LASTEXITCODE

@@ -33,6 +33,10 @@ param(
     # Remote to push main and the tags to (optional).
     [string]$Push,
 
+    # SSH key that signs each snapshot commit (optional; see export_snapshot.ps1). The task's
+    # account must be able to read it, or its agent must hold it.
+    [string]$SignKey,
+
     [ValidateRange(1, 1440)]
     [int]$EveryMinutes = 60,
 
@@ -60,11 +64,13 @@ function Quote([string]$value) { '"' + $value.Replace('"', '\"') + '"' }
 $DbPath = [System.IO.Path]::GetFullPath($DbPath)
 $Repo = [System.IO.Path]::GetFullPath($Repo)
 if ($TargetDir) { $TargetDir = [System.IO.Path]::GetFullPath($TargetDir) }
+if ($SignKey) { $SignKey = [System.IO.Path]::GetFullPath($SignKey) }
 
 $arguments = "-NoProfile -NonInteractive -ExecutionPolicy Bypass -File $(Quote $script) " +
     "-DbPath $(Quote $DbPath) -Commit -Repo $(Quote $Repo) -Python $(Quote $Python)"
 if ($TargetDir) { $arguments += " -TargetDir $(Quote $TargetDir)" }
 if ($Push) { $arguments += " -Push $(Quote $Push)" }
+if ($SignKey) { $arguments += " -SignKey $(Quote $SignKey)" }
 
 $action = New-ScheduledTaskAction -Execute "powershell.exe" -Argument $arguments -WorkingDirectory (Split-Path -Parent $Repo)
 $trigger = New-ScheduledTaskTrigger -Once -At (Get-Date).AddMinutes(1) `
