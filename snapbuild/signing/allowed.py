@@ -13,8 +13,6 @@ the signers after it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import re
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import UsageError
-from .sshsig import SIGNATURE_ALGORITHMS, PublicKey
+from .sshsig import SIGNATURE_ALGORITHMS, PublicKey, split_openssh
 
 #: The argument a broken file is reported against (the CLI names its flag there).
 ARGUMENT = "allowed signers file"
@@ -233,17 +231,11 @@ def _parse_time(name: str, value: str) -> int:
 
 
 def _take_key(text: str) -> tuple[str, bytes]:
-    """``KEYTYPE BASE64 [COMMENT]``: the type and the blob; supported types must also parse as keys."""
-    parts = text.split(None, 2)
-    if len(parts) < 2:
-        raise ValueError("expected 'KEYTYPE BASE64-KEY' after the principals and options")
-    try:
-        blob = base64.b64decode(parts[1], validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError(f"the {parts[0]} key is not base64") from None
-    if parts[0] in SIGNATURE_ALGORITHMS:
-        PublicKey.from_openssh(f"{parts[0]} {parts[1]}")
-    return parts[0], blob
+    """``KEYTYPE BASE64 [COMMENT]``: the type and the blob; a type snapbuild checks must also parse as a key."""
+    key_type, blob = split_openssh(text)
+    if key_type in SIGNATURE_ALGORITHMS:
+        PublicKey.from_openssh(text)
+    return key_type, blob
 
 
 def match_pattern_list(value: str, patterns: str) -> int:

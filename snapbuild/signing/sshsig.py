@@ -106,6 +106,21 @@ class WireReader:
 # --------------------------------------------------------------------------- public keys
 
 
+def split_openssh(text: str) -> tuple[str, bytes]:
+    """``TYPE BASE64 [COMMENT]`` (a ``.pub`` file's line): the type name and the key in SSH wire form.
+
+    Raises:
+        ValueError: fewer than two words, or the second is not base64.
+    """
+    parts = text.split(None, 2)
+    if len(parts) < 2:
+        raise ValueError("expected 'TYPE BASE64-KEY [COMMENT]'")
+    try:
+        return parts[0], base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"the {parts[0]} key is not base64") from None
+
+
 @dataclass(frozen=True)
 class PublicKey:
     """An SSH public key that can verify SSHSIG signatures.
@@ -145,16 +160,10 @@ class PublicKey:
         Raises:
             ValueError: not that form, or the key is not usable (see :meth:`from_blob`).
         """
-        parts = text.split()
-        if len(parts) < 2:
-            raise ValueError("expected 'TYPE BASE64-KEY [COMMENT]'")
-        try:
-            blob = base64.b64decode(parts[1], validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError(f"the key after {parts[0]!r} is not base64") from None
+        key_type, blob = split_openssh(text)
         key = cls.from_blob(blob)
-        if key.key_type != parts[0]:
-            raise ValueError(f"key type {parts[0]!r} names a {key.key_type} key")
+        if key.key_type != key_type:
+            raise ValueError(f"key type {key_type!r} names a {key.key_type} key")
         return key
 
     @property
