@@ -111,6 +111,8 @@ class Agent:
 @pytest.fixture
 def ssh_agent() -> Iterator[Agent]:
     """A running ssh-agent holding no key yet, stopped afterwards."""
+    if os.name == "nt":
+        pytest.skip("this fixture runs ssh-agent on a Unix socket")
     ssh_agent = require_tool("ssh-agent")
     require_tool("ssh-add")
     # A Unix socket path must stay under ~100 bytes: pytest's temporary paths can be longer.

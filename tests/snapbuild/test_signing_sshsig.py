@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from snapbuild.signing.keys import load_signing_key
-from snapbuild.signing.sshsig import PublicKey, Sshsig
+from snapbuild.signing.sshsig import PublicKey, Sshsig, WireReader
 from tests.conftest import require_tool
 
 from .signing_support import SshKey, SshKeys, run, write_allowed
@@ -41,6 +41,8 @@ def test_deterministic_keys_sign_exactly_the_bytes_ssh_keygen_writes(ssh_keys: S
     key = getattr(ssh_keys, which)
     ours = load_signing_key(key.path, agent=None).sign(MESSAGE)
     assert ours == _ssh_keygen_sign(key, MESSAGE, tmp_path)
+    algorithm = WireReader(Sshsig.parse(ours).signature).text()
+    assert algorithm == ("ssh-ed25519" if which == "ed25519" else "rsa-sha2-512")
     assert ours.startswith(b"-----BEGIN SSH SIGNATURE-----\n") and ours.endswith(b"-----END SSH SIGNATURE-----\n")
 
 
