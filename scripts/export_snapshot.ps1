@@ -9,6 +9,10 @@
     pushes main and the snapshot tags to a remote so consumers can git pull.
     -Notify then POSTs a signed notice of the new snapshot to each receiver
     URL (-NotifySecretFile holds the shared secret; see docs/consumers.md).
+    -SignKey signs each new snapshot commit with an SSH key in git's own format,
+    so consumers can verify it (git verify-commit, git pull --verify-signatures;
+    see docs/consumers.md, "Verifying snapshots"). Without -SignKey the
+    SNAPBUILD_SIGN_KEY environment variable, if set, names the key.
     Stops at the first failure and exits with snapbuild's own exit code
     (1 = operational error, 2 = usage error, 3 = committed and pushed but a
     receiver was not notified), so a scheduled task reports it.
@@ -21,6 +25,7 @@
 
 .EXAMPLE
     .\scripts\export_snapshot.ps1 -DbPath D:\catalog\catalogsync.db -Push ssh://git@git.example.org/catalog.git -Notify https://player.example.org/snapbuild,https://search.example.org/hooks/catalog -NotifySecretFile D:\snapshots\notify-secret.txt
+    .\scripts\export_snapshot.ps1 -DbPath D:\catalog\catalogsync.db -Commit -SignKey D:\keys\snapbuild_ed25519
 #>
 param(
     [Parameter(Mandatory = $true)]
@@ -43,6 +48,9 @@ param(
 
     # File holding the secret shared with the receivers; required with -Notify.
     [string]$NotifySecretFile,
+    # SSH key that signs each snapshot commit: a private key file without passphrase, or a
+    # public key (.pub) whose private key the OpenSSH Authentication Agent holds; implies -Commit.
+    [string]$SignKey,
 
     # The Python interpreter that has snapbuild installed.
     [string]$Python = "python"
@@ -54,7 +62,7 @@ $OutputEncoding = [System.Text.Encoding]::UTF8
 [Console]::OutputEncoding = [System.Text.Encoding]::UTF8
 $env:PYTHONUTF8 = "1"
 
-if ($Push -or $Notify) { $Commit = $true }
+if ($Push -or $Notify -or $SignKey) { $Commit = $true }
 if (-not $TargetDir -and -not $Commit) {
     Write-Error "Give -TargetDir, -Commit, or both." -ErrorAction Continue
     exit 2
@@ -68,6 +76,7 @@ if ($Push) { $arguments += @("--push", $Push) }
 # Commas separate URLs too: "powershell -File" passes "-Notify a,b" as one string (percent-encode a comma in a URL).
 foreach ($url in @($Notify | ForEach-Object { $_ -split "," } | Where-Object { $_ })) { $arguments += @("--notify", $url) }
 if ($NotifySecretFile) { $arguments += @("--notify-secret-file", $NotifySecretFile) }
+if ($SignKey) { $arguments += @("--sign-key", $SignKey) }
 
 & $Python @arguments
 $code = $LASTEXITCODE

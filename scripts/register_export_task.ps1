@@ -39,6 +39,9 @@ param(
 
     # File holding the secret shared with the receivers.
     [string]$NotifySecretFile,
+    # SSH key that signs each snapshot commit (optional; see export_snapshot.ps1). The task's
+    # account must be able to read it, or its agent must hold it.
+    [string]$SignKey,
 
     [ValidateRange(1, 1440)]
     [int]$EveryMinutes = 60,
@@ -68,6 +71,7 @@ $DbPath = [System.IO.Path]::GetFullPath($DbPath)
 $Repo = [System.IO.Path]::GetFullPath($Repo)
 if ($TargetDir) { $TargetDir = [System.IO.Path]::GetFullPath($TargetDir) }
 if ($NotifySecretFile) { $NotifySecretFile = [System.IO.Path]::GetFullPath($NotifySecretFile) }
+if ($SignKey) { $SignKey = [System.IO.Path]::GetFullPath($SignKey) }
 
 $arguments = "-NoProfile -NonInteractive -ExecutionPolicy Bypass -File $(Quote $script) " +
     "-DbPath $(Quote $DbPath) -Commit -Repo $(Quote $Repo) -Python $(Quote $Python)"
@@ -75,6 +79,7 @@ if ($TargetDir) { $arguments += " -TargetDir $(Quote $TargetDir)" }
 if ($Push) { $arguments += " -Push $(Quote $Push)" }
 if ($Notify) { $arguments += " -Notify $(Quote ($Notify -join ','))" }
 if ($NotifySecretFile) { $arguments += " -NotifySecretFile $(Quote $NotifySecretFile)" }
+if ($SignKey) { $arguments += " -SignKey $(Quote $SignKey)" }
 
 $action = New-ScheduledTaskAction -Execute "powershell.exe" -Argument $arguments -WorkingDirectory (Split-Path -Parent $Repo)
 $trigger = New-ScheduledTaskTrigger -Once -At (Get-Date).AddMinutes(1) `

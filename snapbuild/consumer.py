@@ -2,7 +2,8 @@
 
 The snapshot repository's ``.gitattributes`` routes ``catalog_read.db`` to a
 diff driver named :data:`DRIVER_NAME`; git never transfers a driver's
-command, so each clone sets it once, here or by hand.
+command, so each clone sets it once, here or by hand. The same goes for the
+settings that make ``git pull`` refuse a snapshot without a good signature.
 """
 
 from __future__ import annotations
@@ -27,7 +28,18 @@ def manual_setup_command(textconv_command: str = f"{DRIVER_NAME} textconv") -> s
     )
 
 
-def consumer_setup(clone: str | os.PathLike[str], textconv_command: str, *, git: str) -> Path:
+def signature_settings(allowed_signers: Path) -> list[tuple[str, str]]:
+    """The git config that makes ``git pull`` and ``git merge`` refuse a tip without a good SSH signature."""
+    return [
+        ("gpg.format", "ssh"),
+        ("gpg.ssh.allowedSignersFile", str(allowed_signers)),
+        ("merge.verifySignatures", "true"),
+    ]
+
+
+def consumer_setup(
+    clone: str | os.PathLike[str], textconv_command: str, *, git: str, allowed_signers: Path | None = None
+) -> Path:
     """Configure the ``snapbuild`` diff driver in a clone's local git config, through the git CLI.
 
     Sets ``diff.snapbuild.textconv`` to ``textconv_command`` and
@@ -40,6 +52,7 @@ def consumer_setup(clone: str | os.PathLike[str], textconv_command: str, *, git:
         clone: a work tree or a bare repository.
         textconv_command: the command git runs with a file path appended.
         git: the git executable.
+        allowed_signers: also set :func:`signature_settings` for this allowed-signers file (an absolute path).
 
     Returns:
         the repository's git directory.
@@ -66,4 +79,6 @@ def consumer_setup(clone: str | os.PathLike[str], textconv_command: str, *, git:
     git_dir = Path(run("rev-parse", "--absolute-git-dir").strip())
     run("config", "--local", f"diff.{DRIVER_NAME}.textconv", textconv_command)
     run("config", "--local", f"diff.{DRIVER_NAME}.cachetextconv", "true")
+    for name, value in signature_settings(allowed_signers) if allowed_signers is not None else []:
+        run("config", "--local", name, value)
     return git_dir

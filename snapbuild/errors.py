@@ -160,3 +160,42 @@ class NotifyError(SnapbuildError):
         super().__init__(message)
         self.snapshot_id = snapshot_id
         self.urls = urls
+
+
+class SignatureError(VerifyError):
+    """A snapshot commit is unsigned, signed by a key the allowed signers do not admit, or its signature does not match.
+
+    Args:
+        message: one line naming the revision and the reason.
+        path: the repository.
+        commit: the commit's hex id.
+        status: ``"unsigned"``, ``"unknown-key"`` or ``"bad"``.
+        key: the signing key's fingerprint (``SHA256:...``), when the commit names one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: object | None = None,
+        commit: str | None = None,
+        status: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        super().__init__(message, path=path)
+        self.commit = commit
+        self.status = status
+        self.key = key
+
+
+class SigningKeyError(UsageError):
+    """The signing key cannot sign: unreadable, of a kind git cannot verify, or needs an agent that does not hold it.
+
+    Args:
+        message: one line, starting with ``signing key PATH``.
+        path: the key file.
+    """
+
+    def __init__(self, message: str, *, path: object | None = None) -> None:
+        super().__init__(message, argument="signing key")
+        self.path = path

@@ -25,6 +25,7 @@ from .defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT
 from .git.store import STAGING_NAME, ensure_repo, repo_lock
 from .manifest import DB_NAME, MANIFEST_NAME, SnapshotManifest
 from .readmodel import Progress
+from .signing.keys import SigningKey
 from .snapshots import (
     CommitResult,
     commit_locked,
@@ -73,6 +74,7 @@ def export_and_commit(
     git: str | None = None,
     env: Mapping[str, str] | None = None,
     notifier: Notifier | None = None,
+    signer: SigningKey | None = None,
 ) -> RunResult:
     """Export the catalog and commit it, holding the writer lock throughout; then push if asked.
 
@@ -92,12 +94,14 @@ def export_and_commit(
         git: the git CLI for the push (deltas), or None for dulwich's client.
         env: the push transport's environment (see ``git.remote.push``).
         notifier: the receivers to tell about the snapshot, or None.
+        signer: the key that signs the commit (see ``snapshots.commit_locked``), or None.
 
     Raises:
         UsageError: ``author`` is not ``Name <email>``, or ``generated_at`` is not a timestamp.
         RepoError: not a snapshot repository, or the commit failed.
         RepoLockedError: another writer held the lock past ``lock_timeout``.
         SourceError, TargetError: as :func:`snapbuild.export.run_export`.
+        SigningKeyError: ``signer`` could not sign; ``main`` did not move.
     """
     author_bytes = parse_author(author)
     git_dir = ensure_repo(repo_path)
@@ -108,7 +112,7 @@ def export_and_commit(
             exported = run_export(
                 source_db, snapshot_dir, generated_at=generated_at, busy_timeout=busy_timeout, progress=progress
             )
-            committed = commit_locked(git_dir, snapshot_dir / DB_NAME, exported.manifest, author_bytes)
+            committed = commit_locked(git_dir, snapshot_dir / DB_NAME, exported.manifest, author_bytes, signer=signer)
         finally:
             if target_dir is None:
                 shutil.rmtree(snapshot_dir, ignore_errors=True)

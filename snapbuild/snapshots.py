@@ -33,6 +33,9 @@ from .git.revisions import HEAD_REF, TAG_PREFIX, has_head, resolve_rev
 from .defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT
 from .git.store import BRANCH_REF, configure, ensure_repo, open_repo, reading, repo_lock
 from .manifest import COUNT_FIELDS, DB_NAME, MANIFEST_NAME, SnapshotManifest
+from .signing.allowed import AllowedSigners
+from .signing.commits import SignatureCheck, check_signature, sign_commit
+from .signing.keys import SigningKey
 
 
 GITATTRIBUTES = (
@@ -78,6 +81,7 @@ class CommitResult:
         tag_created: True if the snapshot's tag was created by this call.
         parent: hex id of the commit the new one was built on (None for the first).
         repo: the repository's git directory.
+        signed: True if ``commit`` carries a signature (made now, or earlier when unchanged).
     """
 
     commit: str
@@ -86,11 +90,12 @@ class CommitResult:
     tag_created: bool
     parent: str | None
     repo: Path
+    signed: bool = False
 
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One snapshot on ``main``, with its row-count changes against its parent."""
+    """One snapshot on ``main``, with its row-count changes against its parent (and its signature, when checked)."""
 
     commit: str
     snapshot_id: str
@@ -99,9 +104,11 @@ class HistoryEntry:
     table_counts: dict[str, int]
     changes: dict[str, int | None]
     parent_snapshot_id: str | None
+    signature: SignatureCheck | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (``changes`` maps table -> row delta, None for a new table)."""
+        """A JSON-ready dict (``changes`` maps table -> row delta, None for a new table; ``signature`` if checked)."""
+        signature = {"signature": self.signature.to_dict()} if self.signature is not None else {}
         return {
             "commit": self.commit,
             "snapshot_id": self.snapshot_id,
@@ -110,6 +117,7 @@ class HistoryEntry:
             "table_counts": dict(self.table_counts),
             "changes": dict(self.changes),
             "parent_snapshot_id": self.parent_snapshot_id,
+            **signature,
         }
 
 
@@ -237,9 +245,13 @@ def _table_changes(new: SnapshotManifest, old: SnapshotManifest | None) -> dict[
 
 
 def snapshot_history(
-    repo_path: str | os.PathLike[str], rev: str = "HEAD", *, limit: int | None = None
+    repo_path: str | os.PathLike[str],
+    rev: str = "HEAD",
+    *,
+    limit: int | None = None,
+    signers: AllowedSigners | None = None,
 ) -> list[HistoryEntry]:
-    """The snapshots on the first-parent chain from ``rev``, newest first.
+    """The snapshots on the first-parent chain from ``rev``, newest first; with ``signers``, each one's signature check.
 
     Raises:
         RepoError: not a repository, bad revision, or a commit without a snapshot.
@@ -268,6 +280,7 @@ def snapshot_history(
                     table_counts=dict(info.table_counts),
                     changes=_table_changes(info, parent_info),
                     parent_snapshot_id=parent_info.snapshot_id if parent_info else None,
+                    signature=check_signature(repo, sha, signers) if signers is not None else None,
                 )
             )
             sha, info = parent_sha, parent_info
@@ -305,7 +318,9 @@ def _ensure_tag(repo: Repo, snapshot_id: str, commit: bytes) -> bool:
     return bool(repo.refs.add_if_new(TAG_PREFIX + snapshot_id.encode("utf-8"), commit))
 
 
-def commit_locked(git_dir: Path, db_path: Path, manifest: SnapshotManifest, author: bytes) -> CommitResult:
+def commit_locked(
+    git_dir: Path, db_path: Path, manifest: SnapshotManifest, author: bytes, *, signer: SigningKey | None = None
+) -> CommitResult:
     """Commit a snapshot database and its manifest onto ``main``; the caller holds the writer lock.
 
     The manifest blob is ``manifest.to_json()``; the commit's time is its
@@ -317,11 +332,13 @@ def commit_locked(git_dir: Path, db_path: Path, manifest: SnapshotManifest, auth
         db_path: the snapshot's ``catalog_read.db``.
         manifest: its manifest.
         author: author and committer, as :func:`parse_author` returns it.
+        signer: the key that signs the commit in git's SSH form (``gpgsig``), or None.
 
     Raises:
         RepoError: the database is missing, ``generated_at`` is not the manifest's
             timestamp form, or ``main`` moved meanwhile.
         InsufficientSpaceError: less free space than twice the database.
+        SigningKeyError: the signer could not sign (nothing moves).
     """
     try:
         db_size = db_path.stat().st_size
@@ -347,7 +364,8 @@ def commit_locked(git_dir: Path, db_path: Path, manifest: SnapshotManifest, auth
 
         if old is not None and old.content_digest == manifest.content_digest:
             created = _ensure_tag(repo, old.snapshot_id, parent)
-            return CommitResult(parent.decode(), old.snapshot_id, False, created, parent.decode(), git_dir)
+            signed = repo.object_store[parent].gpgsig is not None
+            return CommitResult(parent.decode(), old.snapshot_id, False, created, parent.decode(), git_dir, signed)
 
         free, needed = shutil.disk_usage(git_dir).free, 2 * db_size
         if free < needed:
@@ -374,6 +392,8 @@ def commit_locked(git_dir: Path, db_path: Path, manifest: SnapshotManifest, auth
         commit.author_time = commit.commit_time = when
         commit.author_timezone = commit.commit_timezone = 0
         commit.message = _commit_message(manifest, old).encode("utf-8")
+        if signer is not None:
+            sign_commit(commit, signer)
         repo.object_store.add_object(commit)
 
         if parent is None:
@@ -384,7 +404,8 @@ def commit_locked(git_dir: Path, db_path: Path, manifest: SnapshotManifest, auth
             raise RepoError(f"main moved while {manifest.snapshot_id} was committed; nothing was lost, run again")
         created = _ensure_tag(repo, manifest.snapshot_id, commit.id)
         return CommitResult(
-            commit.id.decode(), manifest.snapshot_id, True, created, parent.decode() if parent else None, git_dir
+            commit.id.decode(), manifest.snapshot_id, True, created, parent.decode() if parent else None, git_dir,
+            signer is not None,
         )
     finally:
         repo.close()
@@ -396,8 +417,9 @@ def commit_snapshot(
     *,
     author: str = DEFAULT_AUTHOR,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    signer: SigningKey | None = None,
 ) -> CommitResult:
-    """Commit a snapshot directory (``catalog_read.db`` + ``manifest.json``) onto ``main``.
+    """Commit a snapshot directory (``catalog_read.db`` + ``manifest.json``) onto ``main``, signed by ``signer`` if given.
 
     Creates the bare repository if absent. Nothing changed (same
     ``content_digest`` as HEAD's) writes no commit but still creates HEAD's tag
@@ -421,4 +443,4 @@ def commit_snapshot(
         except OSError as error:
             raise RepoError(f"{directory} holds no complete snapshot ({error})", path=directory) from error
         manifest = _parse_manifest(manifest_raw, str(manifest_path), manifest_path)
-        return commit_locked(git_dir, directory / DB_NAME, manifest, author_bytes)
+        return commit_locked(git_dir, directory / DB_NAME, manifest, author_bytes, signer=signer)

@@ -28,7 +28,12 @@ EXIT_NOTIFY_FAILED = 3
 EXIT_ABORTED = 130
 
 #: The flag that sets each library argument a usage error can name.
-_ARGUMENT_FLAGS = {"author": "--author", "notification URL": "--notify"}
+_ARGUMENT_FLAGS = {
+    "author": "--author",
+    "notification URL": "--notify",
+    "signing key": "--sign-key",
+    "allowed signers file": "--allowed-signers",
+}
 #: What the user can do about an error that ran out of time, by the error's class.
 _HINTS: tuple[tuple[type[SnapbuildError], str], ...] = (
     (RepoLockedError, "raise --lock-timeout to wait longer"),

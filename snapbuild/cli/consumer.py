@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .base import cli
+from .signing import allowed_signers_option, load_signers
 
 
 @cli.command("textconv")
@@ -39,7 +40,10 @@ def textconv_command(file: Path) -> None:
 @click.argument("clone", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
 @click.option("--portable", is_flag=True,
               help="Configure plain 'snapbuild textconv' (needs snapbuild on PATH whenever git runs).")
-def consumer_setup_command(clone: Path, portable: bool) -> None:
+@allowed_signers_option("Also make 'git pull' and 'git merge' refuse a snapshot whose tip has no good SSH signature "
+                        "by a key this allowed-signers file admits (gpg.format, gpg.ssh.allowedSignersFile, "
+                        "merge.verifySignatures).")
+def consumer_setup_command(clone: Path, portable: bool, allowed_signers: Path | None) -> None:
     """Configure a clone of the snapshot repository so 'git diff' and 'git log -p' show row changes.
 
     Sets diff.snapbuild.textconv and diff.snapbuild.cachetextconv in the
@@ -49,19 +53,30 @@ def consumer_setup_command(clone: Path, portable: bool) -> None:
     Windows); --portable writes 'snapbuild textconv' instead. Prints the
     one-line manual equivalent.
 
+    With --allowed-signers, 'git pull' then verifies each snapshot's SSH
+    signature and refuses an unsigned one or one by a key the file does not
+    admit. The file is referred to by its absolute path: keep it there.
+
     Example: snapbuild consumer-setup path/to/snapshots-clone
+
+    Example: snapbuild consumer-setup catalog --allowed-signers ~/.config/catalog/allowed_signers
     """
     import shlex
 
     from ..errors import RepoError
-    from ..consumer import consumer_setup, manual_setup_command
+    from ..consumer import consumer_setup, manual_setup_command, signature_settings
 
     # git runs the command through sh (Git for Windows bundles one): quote the path for sh.
     interpreter = shlex.quote(Path(sys.executable).as_posix())
     command = "snapbuild textconv" if portable else f"{interpreter} -m snapbuild textconv"
+    signers = load_signers(allowed_signers).path.resolve() if allowed_signers is not None else None
+    settings = signature_settings(signers) if signers is not None else []
+    by_hand = manual_setup_command() + "".join(f" && git config {name} {shlex.quote(value)}" for name, value in settings)
     git = shutil.which("git")
     if git is None:
-        raise RepoError(f"git not found on PATH; configure by hand: {manual_setup_command()}")
-    git_dir = consumer_setup(clone, command, git=git)
+        raise RepoError(f"git not found on PATH; configure by hand: {by_hand}")
+    git_dir = consumer_setup(clone, command, git=git, allowed_signers=signers)
     click.echo(f"configured the snapbuild diff driver in {git_dir}: textconv = {command}")
-    click.echo(f"by hand: {manual_setup_command()}")
+    if signers is not None:
+        click.echo(f"git pull now refuses snapshots without a good signature by a key in {signers}")
+    click.echo(f"by hand: {by_hand}")

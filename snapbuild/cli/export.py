@@ -16,21 +16,29 @@ from ..defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT, DEFAULT_REPO
 from ..errors import UsageError
 from .base import cli
 from .notify import announcement_lines, notifier_from_options, notify_options
+from .signing import allowed_signers_option, load_signer, load_signers, sign_key_option
 
 if TYPE_CHECKING:
     from ..export import ExportResult
     from ..manifest import SnapshotManifest
+    from ..signing.keys import SigningKey
     from ..snapshots import CommitResult
 
 
-def _commit_summary(committed: CommitResult, manifest: SnapshotManifest, repo: Path, elapsed: float) -> list[str]:
+def _commit_summary(
+    committed: CommitResult, manifest: SnapshotManifest, repo: Path, elapsed: float, signer: SigningKey | None = None
+) -> list[str]:
     """The lines ``export --commit`` prints about the repository."""
     head = committed.commit[:12]
     if not committed.changed:
         line = f"unchanged {committed.snapshot_id}: main in {repo} already holds this content ({head}); no commit"
         lines = [line + (f"; restored tag {committed.snapshot_id}" if committed.tag_created else "")]
+        if signer is not None and not committed.signed:
+            lines.append(f"note: {head} is not signed; the next changed snapshot will be signed")
     else:
         tag = "tagged" if committed.tag_created else "tag already names the first commit with this content"
+        if signer is not None:
+            tag += f"; signed with {signer.label}"
         lines = [
             f"committed {committed.snapshot_id} to {repo} as {head} on main ({tag}): "
             f"{manifest.playlist_count} playlists, {manifest.track_count} tracks, {manifest.file_count} files; "
@@ -111,10 +119,13 @@ def _export_summary(result: ExportResult, target_dir: Path, elapsed: float) -> s
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=DEFAULT_LOCK_TIMEOUT, show_default=True,
               help="Seconds to wait for another writer of the repository.")
 @notify_options
+@sign_key_option()
+@click.pass_context
 def export_command(
-    source_db: Path, target_dir: Path | None, generated_at: str | None, busy_timeout: float, as_json: bool,
-    commit: bool, repo_path: Path | None, author: str | None, push_remote: str | None, lock_timeout: float,
-    notify_urls: tuple[str, ...], notify_secret_file: Path | None, notify_timeout: float,
+    ctx: click.Context, source_db: Path, target_dir: Path | None, generated_at: str | None, busy_timeout: float,
+    as_json: bool, commit: bool, repo_path: Path | None, author: str | None, push_remote: str | None,
+    lock_timeout: float, notify_urls: tuple[str, ...], notify_secret_file: Path | None, notify_timeout: float,
+    sign_key: Path | None,
 ) -> None:
     """Export the catalog's read model to DIR/catalog_read.db and DIR/manifest.json.
 
@@ -126,6 +137,9 @@ def export_command(
     With --commit the snapshot is committed to a git repository of snapshots
     (see docs/consumers.md): no commit when the content equals HEAD's; the
     commit's date is the manifest's generated_at, so it is reproducible.
+    With --sign-key each new commit is signed so that plain git verifies it
+    (git verify-commit, git pull --verify-signatures); an Ed25519 or RSA key
+    keeps the commit id reproducible.
 
     With --notify URL and --notify-secret-file, each receiver gets a signed
     JSON notice of the snapshot once it is committed and pushed; a receiver
@@ -139,20 +153,25 @@ def export_command(
 
     Example: snapbuild export --db catalogsync.db --commit --repo snapshots.git --push ssh://git@host/catalog.git
 
+    Example: snapbuild export --db catalogsync.db --commit --sign-key ~/.ssh/snapbuild_ed25519
+
     Example: snapbuild export --db catalogsync.db --commit --notify https://consumer.example/hook --notify-secret-file notify-secret.txt
     """
     from ..export import run_export
 
     if target_dir is None and not commit:
         raise UsageError("--target-dir is required unless --commit is given")
-    if not commit and (repo_path is not None or author is not None or push_remote is not None):
-        raise UsageError("--repo, --author and --push need --commit")
+    from_command_line = ctx.get_parameter_source("sign_key") == click.core.ParameterSource.COMMANDLINE
+    if not commit and (repo_path is not None or author is not None or push_remote is not None or from_command_line):
+        raise UsageError("--repo, --author, --push and --sign-key need --commit")
     if notify_urls and not commit:
         raise UsageError("--notify needs --commit")
+    signer = None
     if commit:
         from ..snapshots import parse_author
 
         parse_author(author or DEFAULT_AUTHOR)  # a bad --author fails before the export runs
+        signer = load_signer(sign_key) if sign_key is not None else None  # and so does a key that cannot sign
     notifier = notifier_from_options(notify_urls, notify_secret_file, notify_timeout)
     stamp = _generated_at(generated_at, os.environ.get("SOURCE_DATE_EPOCH"))
     progress = _StageProgress() if sys.stderr.isatty() else None
@@ -167,6 +186,7 @@ def export_command(
                 source_db, repo, generated_at=stamp, author=author or DEFAULT_AUTHOR, lock_timeout=lock_timeout,
                 target_dir=target_dir, busy_timeout=busy_timeout, progress=progress,
                 push_to=push_remote, git=shutil.which("git"), env=dict(os.environ), notifier=notifier,
+                signer=signer,
             )
             result = run.exported
         else:
@@ -181,7 +201,7 @@ def export_command(
     elif target_dir is not None:
         click.echo(_export_summary(result, target_dir, time.monotonic() - started))
     if run is not None:
-        for line in _commit_summary(run.committed, result.manifest, repo, time.monotonic() - started):
+        for line in _commit_summary(run.committed, result.manifest, repo, time.monotonic() - started, signer):
             click.echo(line, err=as_json)
         if run.push_error is not None:
             raise run.push_error
@@ -199,15 +219,23 @@ def export_command(
 @click.option("--repo", "repo_path", type=click.Path(path_type=Path), default=None,
               help="Verify the snapshot at --rev in this repository (bare or a clone) instead of DIR.")
 @click.option("--rev", default=None, help="Revision to verify with --repo: HEAD (default), HEAD~1, a snap- tag, a commit.")
-def verify_command(directory: Path | None, repo_path: Path | None, rev: str | None) -> None:
+@allowed_signers_option("With --repo, first require the commit's SSH signature to be good and by a key this file "
+                        "admits (git's allowed-signers format, as gpg.ssh.allowedSignersFile).")
+def verify_command(directory: Path | None, repo_path: Path | None, rev: str | None, allowed_signers: Path | None) -> None:
     """Check a snapshot: DIR/catalog_read.db matches DIR/manifest.json and passes quick_check.
 
     Compares the sha256, the content digest and every row count with the
-    manifest; exits 0 with one OK line, or 1 with the reason.
+    manifest; exits 0 with one OK line, or 1 with the reason. With
+    --allowed-signers the commit must also carry a good signature by a key
+    the file admits: unsigned, an unknown key or a signature that does not
+    match fail with that reason. A good signature on a commit vouches for
+    every snapshot before it too (each commit names its parent's id).
 
     Example: snapbuild verify snapshot
 
     Example: snapbuild verify --repo snapshots.git --rev HEAD~1
+
+    Example: snapbuild verify --repo catalog --allowed-signers allowed_signers
     """
     from ..verify import verify_directory
 
@@ -216,14 +244,21 @@ def verify_command(directory: Path | None, repo_path: Path | None, rev: str | No
             raise UsageError("give DIR or --repo, not both")
         from ..pipeline import verify_revision
 
+        signature = ""
+        if allowed_signers is not None:
+            from ..signing.commits import verify_signature
+
+            check = verify_signature(repo_path, rev or "HEAD", load_signers(allowed_signers))
+            signature = f"; good signature by {', '.join(check.principals)} with {check.key.label if check.key else ''}"
         manifest = verify_revision(repo_path, rev or "HEAD")
         click.echo(
             f"OK {manifest.snapshot_id}: {repo_path} at {rev or 'HEAD'} matches its manifest "
             f"({sum(manifest.table_counts.values())} rows in {len(manifest.table_counts)} tables, quick_check ok)"
+            f"{signature}"
         )
         return
-    if rev is not None:
-        raise UsageError("--rev needs --repo")
+    if rev is not None or allowed_signers is not None:
+        raise UsageError("--rev and --allowed-signers need --repo")
     if directory is None:
         raise UsageError("give the snapshot directory to verify: snapbuild verify DIR")
     manifest = verify_directory(directory)

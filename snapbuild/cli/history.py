@@ -12,6 +12,7 @@ import click
 from ..defaults import DEFAULT_LOCK_TIMEOUT
 from ..errors import UsageError
 from .base import cli, human_bytes, repo_option
+from .signing import allowed_signers_option, load_signers, signature_status
 
 if TYPE_CHECKING:
     from ..snapshots import HistoryEntry
@@ -34,14 +35,23 @@ def _change_summary(entry: HistoryEntry) -> str:
 @click.option("--rev", default="HEAD", show_default=True, help="Start from this revision.")
 @click.option("-n", "--max-count", type=click.IntRange(min=1), default=None, help="Show at most N snapshots.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of text.")
-def log_command(repo_path: Path, rev: str, max_count: int | None, as_json: bool) -> None:
+@allowed_signers_option("Also show each snapshot's SSH signature status against this allowed-signers file: "
+                        "signed by PRINCIPAL, UNSIGNED, UNKNOWN KEY or BAD SIGNATURE.")
+def log_command(repo_path: Path, rev: str, max_count: int | None, as_json: bool, allowed_signers: Path | None) -> None:
     """List the snapshots on main, newest first: id, date, counts and row-count changes.
 
+    With --allowed-signers each line also shows who signed the snapshot, or
+    what is wrong with its signature (the exit status stays 0; use verify to
+    require a good one).
+
     Example: snapbuild log --repo snapshots.git -n 5
+
+    Example: snapbuild log --repo catalog --allowed-signers allowed_signers
     """
     from ..snapshots import snapshot_history
 
-    entries = snapshot_history(repo_path, rev, limit=max_count)
+    signers = load_signers(allowed_signers) if allowed_signers is not None else None
+    entries = snapshot_history(repo_path, rev, limit=max_count, signers=signers)
     if as_json:
         click.echo(json.dumps([e.to_dict() for e in entries], indent=2, ensure_ascii=False))
         return
@@ -50,7 +60,8 @@ def log_command(repo_path: Path, rev: str, max_count: int | None, as_json: bool)
         return
     for e in entries:
         counts = " ".join(f"{k.removesuffix('_count')}s={v}" for k, v in e.counts.items())
-        click.echo(f"{e.snapshot_id}  {e.generated_at}  {e.commit[:12]}  {counts}  {_change_summary(e)}")
+        signed = f"  {signature_status(e.signature)}" if e.signature is not None else ""
+        click.echo(f"{e.snapshot_id}  {e.generated_at}  {e.commit[:12]}{signed}  {counts}  {_change_summary(e)}")
 
 
 @cli.command("gc")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from .signing_support import ssh_agent, ssh_keys  # noqa: F401  (fixtures of the signing tests)
+
 # The authoritative catalog's schema: the tables and columns the export reads (a real catalog has more).
 SOURCE_SCHEMA = """
 create table playlists (
