@@ -19,16 +19,16 @@ own), so the part of the read model it relies on is spelled out here:
   path under it, compared exactly.
 
 The manifest is the export's commit point, so a snapshot is read manifest
-first, then the database is copied aside (hashed on the way) and trusted only
-if its sha256 equals the manifest's ``db_sha256``; anything else (a
-half-published pair, a ``git pull`` in progress, a corrupt file, an unknown
+first, then the database is copied aside, and what is read from the copy is
+trusted only if the copy's sha256 equals the manifest's ``db_sha256``;
+anything else (a half-published pair, a ``git pull`` in progress, a corrupt file, an unknown
 schema) is refused and the snapshot in force stays. ``catalog_read.db`` is
 open only while it is copied (on Windows with delete sharing, so an export's
 rename is not refused even then); the copy is read, then deleted.
 
 The index keeps, per backend, a sorted array of the locators' 64-bit keyed
-hashes (Python's own string hash, SipHash under a key drawn per process): 8
-bytes a file, a binary search a lookup. Nobody outside the process knows the
+hashes (Python's own hash of their UTF-8 bytes, SipHash under a key drawn per
+process): 8 bytes a file, a binary search a lookup. Nobody outside the process knows the
 key, so nobody can make two locators collide on purpose; by chance, an
 unlisted locator passes with a probability of about n / 2**64 (6e-14 at a
 million files). Where Python's hash is narrower than 64 bits (32-bit builds),
@@ -43,12 +43,14 @@ import json
 import logging
 import os
 import re
+import shutil
 import sqlite3
 import sys
 import tempfile
 import threading
 import time
 from array import array
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,9 +67,9 @@ SCHEMA_VERSIONS = frozenset({1})
 #: The table and the columns the allow-list is read from.
 FILES_TABLE = "catalog_track_files"
 FILES_COLUMNS = ("backend_name", "locator", "status")
-#: Seconds between two looks at the directory: a new snapshot is in force one
-#: interval plus one reload after it was published.
-POLL_INTERVAL = 1.0
+#: Seconds between two looks at the directory: a new snapshot is in force at
+#: most one interval plus one read after it was published.
+POLL_INTERVAL = 0.5
 LOGGER = "origin_server.catalog"
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}\Z")
@@ -83,13 +85,13 @@ _BLAKE2B_KEY = os.urandom(16)
 _log = logging.getLogger(LOGGER)
 
 
-def _blake2b_digest(locator: str) -> int:
-    """A 64-bit keyed digest of a locator, for Pythons whose ``hash`` is narrower."""
-    data = locator.encode("utf-8", "surrogatepass")
+def _blake2b_digest(data: bytes) -> int:
+    """A 64-bit keyed digest, for Pythons whose ``hash`` is narrower."""
     return int.from_bytes(hashlib.blake2b(data, digest_size=8, key=_BLAKE2B_KEY).digest(), "little", signed=True)
 
 
-#: A locator's 64-bit keyed hash, the same for equal strings within this process.
+#: A locator's (UTF-8 bytes') 64-bit keyed hash, the same for equal bytes within this process.
+#: Bytes, not str: SQLite hands them over without decoding (a million rows: 0.1 to 0.25 s less).
 _digest = hash if sys.hash_info.width >= 64 else _blake2b_digest
 
 
@@ -115,7 +117,7 @@ class CatalogIndex:
         digests = self._digests.get(backend)  # type: ignore[arg-type]
         if not digests:
             return False
-        wanted = _digest(locator.lstrip("/"))
+        wanted = _digest(locator.lstrip("/").encode("utf-8", "surrogatepass"))
         at = bisect.bisect_left(digests, wanted)
         return at < len(digests) and digests[at] == wanted
 
@@ -157,7 +159,8 @@ def _read_manifest(directory: Path) -> tuple[str, str, str | None]:
         raise CatalogError(f"catalog {path}: no db_sha256 (64 lowercase hex digits)", path=path)
     if type(version) is not int or version not in SCHEMA_VERSIONS:
         known = ", ".join(map(str, sorted(SCHEMA_VERSIONS)))
-        raise CatalogError(f"catalog {path}: schema_version {version!r} is not one this origin reads ({known})", path=path)
+        message = f"catalog {path}: schema_version {version!r} is not one this origin reads ({known})"
+        raise CatalogError(message, path=path)
     if not isinstance(generated_at, str):
         generated_at = None
     return snapshot_id, db_sha256, generated_at
@@ -182,13 +185,20 @@ def _open_shared(path: Path) -> BinaryIO:
     return open(fd, "rb")
 
 
-def _copy_hashed(source: Path, target: Path) -> str:
-    """Copy ``source`` to ``target`` and return the sha256 of the bytes copied."""
-    digest = hashlib.sha256()
+def _copy(source: Path, target: Path) -> None:
+    """Copy ``source`` over ``target`` (in the kernel where it can; on Windows with delete sharing)."""
+    if os.name != "nt":
+        shutil.copyfile(source, target)
+        return
     with _open_shared(source) as reader, open(target, "wb") as writer:
+        shutil.copyfileobj(reader, writer, _CHUNK)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as reader:
         while chunk := reader.read(_CHUNK):
             digest.update(chunk)
-            writer.write(chunk)
     return digest.hexdigest()
 
 
@@ -205,7 +215,7 @@ def _read_digests(copy: Path, backends: frozenset[str], source: Path) -> dict[st
         # One query per backend: the rows need no backend column, which costs
         # more than a scan per backend (a million rows: 0.8 s against 0.95 s).
         query = (
-            f"SELECT iif(locator GLOB '/*', ltrim(locator, '/'), locator) FROM {FILES_TABLE} "
+            f"SELECT CAST(iif(locator GLOB '/*', ltrim(locator, '/'), locator) AS BLOB) FROM {FILES_TABLE} "
             "WHERE backend_name = ? AND status = 'active'"
         )
         for name in sorted(backends):
@@ -215,6 +225,26 @@ def _read_digests(copy: Path, backends: frozenset[str], source: Path) -> dict[st
     finally:
         conn.close()
     return result
+
+
+def _read_verified(
+    copy: Path, backends: frozenset[str], source: Path, db_sha256: str
+) -> dict[str, array]:  # type: ignore[type-arg]
+    """Read the digests from ``copy`` while another core hashes it; a hash other than ``db_sha256`` wins over all."""
+    with ThreadPoolExecutor(1, thread_name_prefix="catalog-sha256") as pool:
+        hashed = pool.submit(_sha256_of, copy)
+        try:
+            return _read_digests(copy, backends, source)
+        except sqlite3.Error as error:
+            raise CatalogError(f"catalog {source}: not a readable read model ({error})", path=source) from None
+        finally:
+            # Raised here, it replaces whatever the read returned or raised: an
+            # unverified file's contents are never used, nor its errors reported.
+            if hashed.result() != db_sha256:
+                raise CatalogError(
+                    f"catalog {source} does not match {MANIFEST_NAME}'s db_sha256 (half-published or corrupt)",
+                    path=source,
+                )
 
 
 def read_catalog(directory: Path, backends: Iterable[str], *, scratch_dir: Path | None = None) -> CatalogIndex:
@@ -244,19 +274,12 @@ def read_catalog(directory: Path, backends: Iterable[str], *, scratch_dir: Path 
     copy = Path(name)
     try:
         try:
-            actual = _copy_hashed(source, copy)
+            _copy(source, copy)
         except FileNotFoundError:
             raise CatalogError(f"catalog {directory}: no {DB_NAME}", path=source) from None
         except OSError as error:
             raise CatalogError(f"catalog {source}: cannot copy: {error.strerror or error}", path=source) from None
-        if actual != db_sha256:
-            raise CatalogError(
-                f"catalog {source} does not match {MANIFEST_NAME}'s db_sha256 (half-published or corrupt)", path=source
-            )
-        try:
-            digests = _read_digests(copy, wanted, source)
-        except sqlite3.Error as error:
-            raise CatalogError(f"catalog {source}: not a readable read model ({error})", path=source) from None
+        digests = _read_verified(copy, wanted, source, db_sha256)
     finally:
         try:
             copy.unlink()
