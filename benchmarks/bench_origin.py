@@ -109,9 +109,11 @@ def pinned(cpu: str, command: list[str]) -> list[str]:
     return ["taskset", "-c", cpu, *command] if shutil.which("taskset") else command
 
 
-def wait_port(port: int, timeout: float = 15) -> None:
+def wait_port(port: int, timeout: float = 15, process: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server for port {port} exited with {process.returncode} (see its log)")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
@@ -212,8 +214,9 @@ def catalog_targets(
         backends = [row[0] for row in conn.execute("SELECT DISTINCT backend_name FROM catalog_track_files")]
         files = conn.execute("SELECT count(*) FROM catalog_track_files").fetchone()[0]
         (locator,) = conn.execute(
-            "SELECT locator FROM catalog_track_files WHERE backend_name = ? ORDER BY location_id LIMIT 1 OFFSET ?",
-            (CATALOG_BACKEND, files // 2),
+            "SELECT locator FROM catalog_track_files WHERE backend_name = ?1 ORDER BY location_id LIMIT 1 "
+            "OFFSET (SELECT count(*) / 2 FROM catalog_track_files WHERE backend_name = ?1)",
+            (CATALOG_BACKEND,),
         ).fetchone()
     conn.close()
     print(f"catalog {directory}: {files:,} file rows, backends {', '.join(backends)}; serving {locator!r}", flush=True)
@@ -283,7 +286,7 @@ def main() -> int:
                        "--secret-file", str(keys), "--port", str(port), "--threads", str(args.threads), *extra]
             process = subprocess.Popen(pinned("0", command), stdout=log, stderr=log, cwd=ROOT)
             processes.append(process)
-            wait_port(port, timeout=300)  # --catalog reads the snapshot first
+            wait_port(port, timeout=300, process=process)  # --catalog reads the snapshot first
             return port, process.pid
 
         ours_port, ours_pid = origin()

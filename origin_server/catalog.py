@@ -167,9 +167,7 @@ def _read_manifest(directory: Path) -> tuple[str, str, str | None]:
 
 
 def _open_shared(path: Path) -> BinaryIO:
-    """Open a file for reading; on Windows with delete sharing, so it may be renamed over meanwhile."""
-    if os.name != "nt":
-        return open(path, "rb")
+    """Windows: open a file for reading with delete sharing, so that it may be renamed over meanwhile."""
     import _winapi  # type: ignore[import-not-found]
     import msvcrt
 
