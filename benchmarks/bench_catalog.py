@@ -46,9 +46,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from origin_server.tokens import create_origin_token  # noqa: E402
+from tests.conftest import stop_process  # noqa: E402
+from tests.origin_server.catalog_support import NAS, snapshot_facts  # noqa: E402
 
 SECRET = "bench-catalog-secret-" + "x" * 40
-NAS = "nas-main"
 GENERATED_AT = "2026-04-19T08:00:00Z"
 
 # Run in a fresh process, so that its RSS is the catalog's and nothing else's.
@@ -131,17 +132,8 @@ def main() -> int:
         snapshot, media, empty = work / "snapshot", work / "media", work / "empty"
         empty.mkdir()
         export_s = snapbuild("export", "--db", source, "--target-dir", snapshot, "--generated-at", GENERATED_AT)
-        db = snapshot / "catalog_read.db"
-        with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True) as conn:
-            backends = [row[0] for row in conn.execute("SELECT DISTINCT backend_name FROM catalog_track_files")]
-            files = conn.execute("SELECT count(*) FROM catalog_track_files").fetchone()[0]
-            (victim,) = conn.execute(
-                "SELECT locator FROM catalog_track_files WHERE backend_name = ?1 ORDER BY location_id LIMIT 1 "
-                "OFFSET (SELECT count(*) / 2 FROM catalog_track_files WHERE backend_name = ?1)",
-                (NAS,),
-            ).fetchone()
-        conn.close()
-        print(f"snapshot: {db.stat().st_size / 1e6:.0f} MB, {files:,} file rows, backends {', '.join(backends)}; "
+        backends, files, victim = snapshot_facts(snapshot, NAS)
+        print(f"snapshot: {(snapshot / 'catalog_read.db').stat().st_size / 1e6:.0f} MB, {files:,} file rows, backends {', '.join(backends)}; "
               f"export {export_s:.1f} s", flush=True)
 
         read = subprocess.run(
@@ -216,8 +208,7 @@ def main() -> int:
             print(f"round {round_number + 1}: {status} -> {wanted} {latency:.2f} s after the export exited; "
                   f"server RSS {before:.0f} MiB before, peak {peak:.0f} MiB, after {rss_mib(server.pid):.0f} MiB; "
                   f"{load()}", flush=True)
-        server.terminate()  # its log is written in blocks: the rest comes at exit
-        server.wait(timeout=30)
+        stop_process(server, timeout=30)  # its log is written in blocks: the rest comes at exit
         logged = [float(t) for t in re.findall(r"read in ([\d.]+) s", log.read_text(encoding="utf-8"))]
         print(f"\nnew snapshot in force after the export: median {statistics.median(latencies):.2f} s, "
               f"max {max(latencies):.2f} s (target <= 5 s; the server looks every 0.5 s, then reads); "
@@ -225,9 +216,8 @@ def main() -> int:
         print(f"server RSS peak during reloads {max(peaks):.0f} MiB (target < 200 MiB); {load()}")
         return 0
     finally:
-        if server is not None and server.poll() is None:
-            server.terminate()
-            server.wait(timeout=30)
+        if server is not None:
+            stop_process(server, timeout=30)
         if args.keep:
             print(f"kept {work}")
         else:

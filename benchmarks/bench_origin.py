@@ -36,7 +36,6 @@ import os
 import re
 import shutil
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from origin_server.tokens import create_origin_token  # noqa: E402
 from tests.origin_server import nginx_conf  # noqa: E402
+from tests.origin_server.catalog_support import snapshot_facts  # noqa: E402
 
 SECRET = "bench-origin-secret-" + "x" * 40
 CATALOG_BACKEND = "nas-main"
@@ -209,16 +209,7 @@ def catalog_targets(
     directory: Path, root: Path, work: Path, expires: float, origin: Callable[..., tuple[int, int]]
 ) -> dict[str, dict[str, tuple[str, int, str | None]]]:
     """Start the origin with and without ``--catalog`` over one root per backend; serve a listed NAS file."""
-    db = directory / "catalog_read.db"
-    with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True) as conn:
-        backends = [row[0] for row in conn.execute("SELECT DISTINCT backend_name FROM catalog_track_files")]
-        files = conn.execute("SELECT count(*) FROM catalog_track_files").fetchone()[0]
-        (locator,) = conn.execute(
-            "SELECT locator FROM catalog_track_files WHERE backend_name = ?1 ORDER BY location_id LIMIT 1 "
-            "OFFSET (SELECT count(*) / 2 FROM catalog_track_files WHERE backend_name = ?1)",
-            (CATALOG_BACKEND,),
-        ).fetchone()
-    conn.close()
+    backends, files, locator = snapshot_facts(directory, CATALOG_BACKEND)
     print(f"catalog {directory}: {files:,} file rows, backends {', '.join(backends)}; serving {locator!r}", flush=True)
     listed = root.joinpath(*locator.split("/"))
     listed.parent.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,23 @@ class Published:
         return json.loads((self.directory / "manifest.json").read_text(encoding="utf-8"))
 
 
+def snapshot_facts(directory: Path, backend: str = NAS) -> tuple[list[str], int, str]:
+    """For the benchmarks: the backends a published snapshot names, its file rows, and a file of ``backend`` from the middle."""
+    db = directory / "catalog_read.db"
+    conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
+    try:
+        backends = [row[0] for row in conn.execute("SELECT DISTINCT backend_name FROM catalog_track_files")]
+        files = conn.execute("SELECT count(*) FROM catalog_track_files").fetchone()[0]
+        (locator,) = conn.execute(
+            "SELECT locator FROM catalog_track_files WHERE backend_name = ?1 ORDER BY location_id LIMIT 1 "
+            "OFFSET (SELECT count(*) / 2 FROM catalog_track_files WHERE backend_name = ?1)",
+            (backend,),
+        ).fetchone()
+    finally:
+        conn.close()
+    return backends, files, locator
+
+
 def publish_sample(base: Path, *, tracks: int = 60) -> Published:
     """Write a sample catalog with media under ``base`` and export it to ``base/snapshot``."""
     published = Published(source=base / "catalog.db", media=base / "media", directory=base / "snapshot")

@@ -144,21 +144,21 @@ def _not_sqlite(d: Path) -> None:
     _vouched(d, b"not a database at all\n" * 400)
 
 
-def _no_files_table(d: Path) -> None:
-    db = d / "other.db"
+def _vouched_after(d: Path, statement: str, *, database: str = "catalog_read.db") -> None:
+    """Run ``statement`` on a database in the snapshot's directory, then make the manifest vouch for that file."""
+    db = d / database
     with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE catalog_tracks (song_id INTEGER PRIMARY KEY)")
+        conn.execute(statement)
     conn.close()
     _vouched(d, db.read_bytes())
-    db.unlink()
+
+
+def _no_files_table(d: Path) -> None:
+    _vouched_after(d, "CREATE TABLE catalog_tracks (song_id INTEGER PRIMARY KEY)", database="other.db")
 
 
 def _no_status_column(d: Path) -> None:
-    db = d / "catalog_read.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute("ALTER TABLE catalog_track_files DROP COLUMN status")
-    conn.close()
-    _vouched(d, db.read_bytes())
+    _vouched_after(d, "ALTER TABLE catalog_track_files DROP COLUMN status")
 
 
 BROKEN: dict[str, tuple[Callable[[Path], None], str]] = {
