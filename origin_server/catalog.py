@@ -348,6 +348,7 @@ class Catalog:
         self._index = read_catalog(self.directory, self.backends, scratch_dir=scratch_dir)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._refreshing = threading.Lock()
         self._warn_empty(self._index)
 
     @property
@@ -366,6 +367,10 @@ class Catalog:
 
     def refresh(self) -> bool:
         """Look at the directory once; return True when a new snapshot came into force."""
+        with self._refreshing:  # the watcher and a caller never read the same snapshot twice at once
+            return self._refresh()
+
+    def _refresh(self) -> bool:
         seen = _signature(self.directory)
         if seen == self._seen:
             return False

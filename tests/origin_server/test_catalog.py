@@ -61,11 +61,19 @@ def test_lists_the_active_files_of_the_named_backends(published: Published, scra
     assert list(scratch.iterdir()) == []
 
 
-def test_every_named_backend_is_indexed(published: Published, scratch: Path) -> None:
+def test_every_named_backend_is_indexed(
+    published: Published, scratch: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
     catalog = open_catalog(published, scratch, (NAS, "main-s3", "elsewhere"))
     s3 = published.listed("main-s3")
     assert catalog.index.counts == {NAS: len(published.listed()), "main-s3": len(s3), "elsewhere": 0}
     assert all(catalog.allows("main-s3", locator) for locator in s3)
+    # A root whose backend the snapshot does not list serves nothing: said once, at load.
+    assert [r.getMessage() for r in caplog.records] == [
+        f"catalog {published.directory}: snapshot {catalog.snapshot_id} lists no active file of backend "
+        "'elsewhere': its media root serves nothing"
+    ]
 
 
 def test_inactive_rows_and_leading_slashes(published: Published, scratch: Path) -> None:
