@@ -11,7 +11,11 @@ range per request):
 2. whole-file downloads for (a), (b), (c) and (d) the origin with
    ``--offload nginx`` behind nginx;
 3. 60 paused players (connected, 100 bytes read, then never reading) on the
-   origin: a new player's time to first byte and the server's RSS.
+   origin: a new player's time to first byte and the server's RSS;
+4. with ``--catalog DIR`` (an exported snapshot), 64 KiB ranges of a file the
+   catalog lists, from ``origin --catalog DIR`` and from the same origin
+   without it (a root for every backend the catalog names), and the two
+   servers' RSS and CPU per request.
 
 Every server is pinned to CPU 0 and wrk to CPU 1 when ``taskset`` exists, so
 the load generator does not compete with the server. Server CPU comes from
@@ -19,8 +23,10 @@ the load generator does not compete with the server. Server CPU comes from
 
 Targets (issue 5): (a) >= 75% of (b)'s ranged requests/s; (d) whole-file MB/s
 within 10% of (c); 60 paused players leave first byte < 250 ms, server < 200 MiB.
+Issue 13, at 1M tracks: origin --catalog >= 95% of the origin's ranged req/s,
+a lookup adding at most 50 us per request, the server under 200 MiB.
 
-Usage: python benchmarks/bench_origin.py [--rounds 3] [--seconds 5] [--size-mib 8] [--keep]
+Usage: python benchmarks/bench_origin.py [--rounds 3] [--seconds 5] [--size-mib 8] [--catalog DIR] [--keep]
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +50,10 @@ sys.path.insert(0, str(ROOT))
 
 from origin_server.tokens import create_origin_token  # noqa: E402
 from tests.origin_server import nginx_conf  # noqa: E402
+from tests.origin_server.catalog_support import snapshot_facts  # noqa: E402
 
 SECRET = "bench-origin-secret-" + "x" * 40
+CATALOG_BACKEND = "nas-main"
 CONNECTIONS = 16
 RANGE = 64 * 1024
 STREAM = "/api/private-origin/stream/"
@@ -100,9 +109,11 @@ def pinned(cpu: str, command: list[str]) -> list[str]:
     return ["taskset", "-c", cpu, *command] if shutil.which("taskset") else command
 
 
-def wait_port(port: int, timeout: float = 15) -> None:
+def wait_port(port: int, timeout: float = 15, process: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server for port {port} exited with {process.returncode} (see its log)")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
@@ -191,12 +202,54 @@ def paused_players(port: int, path: str, pid: int, count: int = 60) -> tuple[flo
             sock.close()
 
 
+CATALOG_PAIR = ("origin, catalog's roots", "origin --catalog")
+
+
+def catalog_targets(
+    directory: Path, root: Path, work: Path, expires: float, origin: Callable[..., tuple[int, int]]
+) -> dict[str, dict[str, tuple[str, int, str | None]]]:
+    """Start the origin with and without ``--catalog`` over one root per backend; serve a listed NAS file."""
+    backends, files, locator = snapshot_facts(directory, CATALOG_BACKEND)
+    print(f"catalog {directory}: {files:,} file rows, backends {', '.join(backends)}; serving {locator!r}", flush=True)
+    listed = root.joinpath(*locator.split("/"))
+    listed.parent.mkdir(parents=True, exist_ok=True)
+    os.link(root / "track.flac", listed)  # the same bytes as track.flac
+    empty = work / "empty"
+    empty.mkdir()
+    roots = tuple(f"{name}={root if name == CATALOG_BACKEND else empty}" for name in backends)
+    path = STREAM + create_origin_token(SECRET, locator, expires, backend=CATALOG_BACKEND)
+    result = {}
+    for name, extra in zip(CATALOG_PAIR, ((), ("--catalog", str(directory)))):
+        port, pid = origin(*extra, roots=roots)
+        result[name] = {"ranges": (f"http://127.0.0.1:{port}{path}", pid, path)}
+    return result
+
+
+def report_catalog(samples: dict[str, dict[str, list[Load]]], targets: dict, seconds: int, round_ratios: Callable) -> None:
+    """Print origin --catalog against the same origin without it: req/s, CPU per request, RSS."""
+    without, with_catalog = CATALOG_PAIR
+
+    def cpu_us_per_request(name: str) -> float:
+        loads = samples["ranges"][name]
+        return sum(load.cpu_s for load in loads) / sum(load.requests_per_s * seconds for load in loads) * 1e6
+
+    extra = cpu_us_per_request(with_catalog) - cpu_us_per_request(without)
+    print(f"ranged req/s, origin --catalog / the same origin without it: "
+          f"{round_ratios('ranges', with_catalog, without, 'requests_per_s')} (target >= 95%)")
+    print(f"server CPU per ranged request: {cpu_us_per_request(without):.0f} us without the catalog, "
+          f"{cpu_us_per_request(with_catalog):.0f} us with it ({extra:+.1f} us; target: a lookup adds <= 50 us)")
+    print(f"server RSS: origin --catalog {rss_mib(targets[with_catalog]['ranges'][1]):.0f} MiB (target < 200 MiB), "
+          f"without it {rss_mib(targets[without]['ranges'][1]):.0f} MiB")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=8, help="size of the served file")
     parser.add_argument("--threads", type=int, default=4, help="waitress worker threads (origin and bare)")
+    parser.add_argument("--catalog", type=Path, metavar="DIR",
+                        help="an exported snapshot: also measure origin --catalog DIR against the origin without it")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -218,13 +271,13 @@ def main() -> int:
         big_token = create_origin_token(SECRET, "big.flac", expires)
         log = (work / "origin.log").open("w", encoding="utf-8")
 
-        def origin(*extra: str) -> tuple[int, int]:
+        def origin(*extra: str, roots: tuple[str, ...] = (str(root),)) -> tuple[int, int]:
             port = free_port()
-            command = [sys.executable, "-m", "origin_server", "serve", "--media-root", str(root),
+            command = [sys.executable, "-m", "origin_server", "serve", *(f"--media-root={r}" for r in roots),
                        "--secret-file", str(keys), "--port", str(port), "--threads", str(args.threads), *extra]
             process = subprocess.Popen(pinned("0", command), stdout=log, stderr=log, cwd=ROOT)
             processes.append(process)
-            wait_port(port)
+            wait_port(port, timeout=300, process=process)  # --catalog reads the snapshot first
             return port, process.pid
 
         ours_port, ours_pid = origin()
@@ -275,6 +328,9 @@ def main() -> int:
                 "whole": (f"{front_url}/static/track.flac", front.pid, None),
             }
             targets["origin --offload nginx"] = {"whole": (f"{front_url}{stream}", front.pid, None)}
+
+        if args.catalog:
+            targets.update(catalog_targets(args.catalog, root, work, expires, origin))
 
         # Interleave the servers round by round, so the shared machine's noise hits all alike.
         samples: dict[str, dict[str, list[Load]]] = {"ranges": {}, "whole": {}}
@@ -335,6 +391,8 @@ def main() -> int:
             print(f"whole-file MB/s, origin (no offload) / nginx: {w['origin'].mb_per_s / w['nginx'].mb_per_s:.0%}")
         else:
             print("nginx is not installed: no nginx anchor and no offload figures")
+        if args.catalog:
+            report_catalog(samples, targets, args.seconds, round_ratios)
         print(f"\n60 paused players: new player's first byte median {fb_median:.1f} ms, max {fb_max:.1f} ms "
               f"(target < 250 ms); server RSS {rss_idle:.0f} MiB idle, {rss_paused:.0f} MiB with players "
               f"(target < 200 MiB)")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from .errors import (
     ArgumentError,
     ArgumentTypeError,
+    CatalogError,
     ConfigError,
+    FileGone,
     FileRefused,
     OriginError,
     SettingError,
@@ -18,7 +20,9 @@ from .errors import (
 __all__ = [
     "ArgumentError",
     "ArgumentTypeError",
+    "CatalogError",
     "ConfigError",
+    "FileGone",
     "FileRefused",
     "OriginError",
     "SettingError",

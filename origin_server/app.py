@@ -30,7 +30,7 @@ from waitress.buffers import ReadOnlyFileBasedBuffer
 from .accesslog import ERROR_LOGGER, AccessLog, install_redaction, redact
 from .conditional import cache_max_age, content_range, http_date, make_etag, plan_response
 from .config import DEFAULT_ROOT_SEGMENT, OriginConfig
-from .errors import FileRefused, NotConfigured, TokenExpired, TokenInvalid, TokenNotYetValid
+from .errors import FileGone, FileRefused, NotConfigured, TokenExpired, TokenInvalid, TokenNotYetValid
 from .media import content_disposition, content_type_for
 from .resolve import OpenedFile, locator_segments, open_regular_file, real_root
 from .tokens import STREAM_PATH, TokenVerifier
@@ -47,6 +47,7 @@ _ERRORS: dict[type[Exception], tuple[int, str]] = {
     TokenExpired: (403, "token_expired"),
     TokenNotYetValid: (403, "token_not_yet_valid"),
     FileRefused: (404, "not_found"),
+    FileGone: (410, "gone"),
     NotConfigured: (503, "not_configured"),
 }
 # Headers a responder may have set before failing; an error response must not carry them.
@@ -202,6 +203,8 @@ class _Stream:
         root = config.roots.get(backend)
         if root is None:
             raise FileRefused()
+        if config.catalog is not None and not config.catalog.allows(backend, claims["locator"]):
+            raise FileGone()
         opened = open_regular_file(root, claims["locator"], root_real=self.real_roots.get(backend))
         handed_over = False
         try:
@@ -283,7 +286,10 @@ class _Health:
         healthy = bool(roots) and all(roots.values()) and keys > 0
         resp.status = 200 if healthy else 503
         resp.set_header("Cache-Control", "no-store")
-        resp.media = {"status": "ok" if healthy else "unavailable", "roots": roots, "keys_loaded": keys}
+        body: dict[str, Any] = {"status": "ok" if healthy else "unavailable", "roots": roots, "keys_loaded": keys}
+        if self.config.catalog is not None:
+            body["catalog"] = self.config.catalog.snapshot_id
+        resp.media = body
 
     on_head = on_get
 

@@ -69,6 +69,14 @@ secret_file_option = click.option(
 @click.option("--max-age", default=3600, show_default=True, type=click.IntRange(0), help="Cache-Control max-age cap (s).")
 @click.option("--leeway", default=30, show_default=True, type=click.IntRange(0, 3600), help="Clock skew allowed (s).")
 @click.option(
+    "--catalog",
+    "catalog_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Serve only files the newest snapshot in DIR (catalog_read.db + manifest.json) lists as active; "
+    "others answer 410. Every --media-root then needs a NAME.",
+)
+@click.option(
     "--access-log/--no-access-log",
     default=True,
     show_default=True,
@@ -87,6 +95,7 @@ def serve(
     offload_prefix: str,
     max_age: int,
     leeway: int,
+    catalog_dir: Path | None,
     access_log: bool,
 ) -> None:
     """Stream media files to players that present a valid token (waitress, no TLS).
@@ -94,21 +103,31 @@ def serve(
     GET|HEAD /api/private-origin/stream/TOKEN serves the file the token names
     (Range, ETag, 304); GET /healthz reports readiness. See docs/origin.md.
 
+    With --catalog DIR, a valid token is not enough: its file must be an
+    active file of its backend in the snapshot published in DIR (an export's
+    target directory or a clone of the snapshot repository); a new snapshot
+    takes effect within seconds, without a restart.
+
     \b
     Example:
         origin-server serve --media-root music=D:\\Music \\
             --secret-file origin.keys --port 8080
+        origin-server serve --media-root nas-main=/srv/music \\
+            --secret-file origin.keys --catalog /srv/catalog
     """
     import signal
     import time
 
     from .app import create_app
+    from .catalog import Catalog
     from .config import OriginConfig, check_roots, parse_media_roots
     from .keys import read_key_file
     from .server import configure_logging, make_server
 
     roots = parse_media_roots(media_roots)
     keys = read_key_file(secret_file)
+    configure_logging(access_log=access_log)
+    catalog = Catalog(catalog_dir, roots) if catalog_dir is not None else None
     config = OriginConfig(
         roots=check_roots(roots),
         keys=keys,
@@ -118,8 +137,8 @@ def serve(
         offload=offload,
         offload_prefix=offload_prefix,
         max_age=max_age,
+        catalog=catalog,
     )
-    configure_logging(access_log=access_log)
     server = make_server(
         create_app(config),
         host=host,
@@ -128,7 +147,7 @@ def serve(
         connection_limit=connection_limit,
         trusted_proxy=trusted_proxy,
     )
-    mode = ", offload nginx" if offload else ""
+    mode = (", offload nginx" if offload else "") + (f", catalog {catalog.snapshot_id}" if catalog else "")
     shown_host = f"[{host}]" if ":" in host else host
     click.echo(
         f"origin-server: serving on http://{shown_host}:{server.effective_port} "
@@ -141,12 +160,16 @@ def serve(
     # SIGTERM (service managers, `kill`) stops like Ctrl-C: the server closes
     # and logging writes its last lines at exit.
     signal.signal(signal.SIGTERM, stop)
+    if catalog is not None:
+        catalog.start()
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
         server.close()
+        if catalog is not None:
+            catalog.close()
 
 
 @cli.command()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from .errors import ConfigError, SettingError
 
 if TYPE_CHECKING:
+    from .catalog import Catalog
     from .keys import KeyRing
 
 #: Backend names, as ``storage_backends.name`` holds them and the token's ``backend`` claim names them.
@@ -42,6 +43,7 @@ class OriginConfig:
         offload_prefix: the nginx internal location the redirect points under.
         max_age: upper bound of ``Cache-Control: max-age`` (also bounded by the token's expiry).
         cors_max_age: how long a browser may cache a preflight answer.
+        catalog: the allow-list (a file is served only while the snapshot in force lists it); None serves any file.
     """
 
     roots: Mapping[str | None, Path]
@@ -53,6 +55,7 @@ class OriginConfig:
     offload_prefix: str = "/_protected"
     max_age: int = 3600
     cors_max_age: int = 600
+    catalog: Catalog | None = None
 
     def __post_init__(self) -> None:
         for name in self.roots:

@@ -45,6 +45,17 @@ class SettingError(ConfigError):
         self.reason = reason
 
 
+class CatalogError(ConfigError):
+    """A catalog directory holds no snapshot the origin can trust (missing, half-published, corrupt, unknown schema).
+
+    At start the server refuses to run; later, the snapshot in force stays and this is logged.
+
+    Args:
+        message: one line saying what is wrong.
+        path: the directory or file concerned.
+    """
+
+
 class ArgumentError(OriginError, ValueError):
     """A function was given an argument value it cannot use (an absolute locator, a malformed key id).
 
@@ -86,6 +97,13 @@ class FileRefused(OriginError):
 
     def __init__(self) -> None:
         super().__init__("not found")
+
+
+class FileGone(OriginError):
+    """The token is valid, but the catalog in force does not list its file as active: the app answers 410."""
+
+    def __init__(self) -> None:
+        super().__init__("gone")
 
 
 class TokenError(OriginError, ValueError):

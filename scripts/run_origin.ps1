@@ -19,6 +19,10 @@
 .EXAMPLE
     .\scripts\run_origin.ps1 -MediaRoot 'music=D:\Music' -SecretFile C:\ProgramData\origin\origin.keys `
         -Port 8080 -TrustedProxy 127.0.0.1 -CorsOrigin 'https://music.example.org' -Offload nginx
+
+.EXAMPLE
+    .\scripts\run_origin.ps1 -MediaRoot 'nas-main=D:\Music' -SecretFile C:\ProgramData\origin\origin.keys `
+        -Catalog D:\catalog\snapshot
 #>
 param(
     # One or more media roots, as [NAME=]PATH (NAME is the storage backend a token names).
@@ -42,6 +46,9 @@ param(
     [ValidateSet("nginx")]
     [string]$Offload,
     [string]$OffloadPrefix = "/_protected",
+    # A directory holding a published snapshot (catalog_read.db + manifest.json): serve only the
+    # files it lists as active (410 for the rest); every -MediaRoot then needs a NAME.
+    [string]$Catalog = "",
 
     # The Python interpreter that has the project installed.
     [string]$Python = "python"
@@ -69,6 +76,7 @@ foreach ($root in $MediaRoot) { $arguments += @("--media-root", $root) }
 foreach ($origin in $CorsOrigin) { $arguments += @("--cors-origin", $origin) }
 if ($TrustedProxy) { $arguments += @("--trusted-proxy", $TrustedProxy) }
 if ($Offload) { $arguments += @("--offload", $Offload, "--offload-prefix", $OffloadPrefix) }
+if ($Catalog) { $arguments += @("--catalog", $Catalog) }
 
 & $Python @arguments
 $code = $LASTEXITCODE

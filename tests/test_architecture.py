@@ -31,7 +31,7 @@ LAYERS: dict[str, dict[str, float]] = {
     },
     "origin_server": {
         "errors": 0,
-        "keys": 1, "resolve": 1, "conditional": 1, "media": 1,
+        "keys": 1, "resolve": 1, "conditional": 1, "media": 1, "catalog": 1,
         "tokens": 2, "accesslog": 2, "config": 2,
         "app": 3,
         "server": 4,

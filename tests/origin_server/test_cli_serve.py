@@ -106,3 +106,27 @@ def test_media_root_refusals_name_the_flag(
     assert main(args) == 1
     captured = capsys.readouterr()
     assert captured.err == line.format(root=media.root) + "\n" and captured.out == ""
+
+
+def test_catalog_startup_refusals(tmp_path: Path, key_file: Path) -> None:
+    """A missing or untrustworthy catalog, or a root without a name beside one: one line, exit 1."""
+    from .catalog_support import NAS, publish_sample
+
+    published = publish_sample(tmp_path / "pub")
+    root = f"{NAS}={published.media}"
+    keys = ("--secret-file", str(key_file))
+    missing = tmp_path / "no-catalog"
+    assert_one_line_refusal(run_serve("--media-root", root, *keys, "--catalog", str(missing)), "no such directory")
+    assert_one_line_refusal(
+        run_serve("--media-root", root, *keys, "--catalog", str(tmp_path)), "no manifest.json", str(tmp_path)
+    )
+    assert_one_line_refusal(
+        run_serve("--media-root", str(published.media), *keys, "--catalog", str(published.directory)),
+        "--media-root needs a name",
+    )
+    with open(published.directory / "catalog_read.db", "r+b") as db:
+        db.seek(5000)
+        db.write(b"corrupt")
+    assert_one_line_refusal(
+        run_serve("--media-root", root, *keys, "--catalog", str(published.directory)), "does not match", "db_sha256"
+    )
