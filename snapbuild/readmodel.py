@@ -35,6 +35,7 @@ from .source import (
     bad_type,
     check_no_null,
     check_source_type,
+    raise_bad_locator,
     raise_id_problem,
     raise_null,
     raise_type,
@@ -180,6 +181,16 @@ def _insert_playlist_tracks(db: Database, stats: BuildStats) -> int:
     return inserted
 
 
+def _insert_files(db: Database, sql: str, params: dict[str, object]) -> int:
+    """Run an INSERT of catalog_track_files; a locator the public path function refused is named by its row."""
+    try:
+        return db.execute(sql, params).rowcount
+    except sqlite3.OperationalError as error:
+        if "user-defined function raised exception" in str(error):
+            raise_bad_locator(db)
+        raise
+
+
 def _insert_track_files(db: Database, stats: BuildStats, side_paths: bool) -> int:
     """Insert the active file locations; ones whose asset, backend or track is missing are dropped and counted.
 
@@ -192,7 +203,7 @@ def _insert_track_files(db: Database, stats: BuildStats, side_paths: bool) -> in
     try:
         # LEFT JOINs: a dangling reference shows up as a NULL the table refuses,
         # so the common, clean case needs no extra pass over the source.
-        inserted = db.execute(insert_track_files_sql(side_paths=side_paths, keep=keep), songs.params).rowcount
+        inserted = _insert_files(db, insert_track_files_sql(side_paths=side_paths, keep=keep), songs.params)
     except sqlite3.IntegrityError as error:
         kind, where = _constraint(error)
         if kind != "NOT NULL":
@@ -211,9 +222,7 @@ def _insert_track_files(db: Database, stats: BuildStats, side_paths: bool) -> in
             raise_null(db, where)
         for column in ("location_id", "locator", "is_primary", "song_id", "backend_type", "backend_name"):
             check_no_null(db, f"catalog_track_files.{column}")
-        inserted = db.execute(
-            insert_track_files_sql(join="", side_paths=side_paths, keep=keep), songs.params
-        ).rowcount
+        inserted = _insert_files(db, insert_track_files_sql(join="", side_paths=side_paths, keep=keep), songs.params)
         stats.repair("track_files_missing_asset", no_asset)
         stats.repair("track_files_missing_backend", no_backend)
     active_count = db.execute("SELECT count(*) FROM src.file_locations WHERE status = 'active'").fetchone()[0]

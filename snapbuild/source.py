@@ -20,6 +20,7 @@ from typing import NoReturn
 from .errors import SourceBusyError, SourceError
 from .schema import COLUMN_SOURCES, LINK_TABLES, REQUIRED_COLUMNS, SMALL_TEXT_SOURCES, TYPED_COLUMNS
 from .sqlite import Executor, attach_readonly, is_utf8
+from .urls import locator_problem
 
 _MAGIC = b"SQLite format 3\x00"
 _HEADER_SIZE = 100
@@ -292,3 +293,28 @@ def check_no_null(conn: Executor, where: str) -> None:
     ).fetchone()
     if row is not None:
         raise_null(conn, where)
+
+
+def raise_bad_locator(conn: Executor) -> NoReturn:
+    """Name the first active object-storage location whose locator cannot be a URL path.
+
+    Called when the public path function refused a locator inside a
+    statement, which does not say which row it was.
+    """
+    rows = conn.execute(
+        "SELECT fl.id, CAST(ltrim(fl.locator, '/') AS BLOB) FROM src.file_locations AS fl "
+        "JOIN src.storage_backends AS sb ON sb.id = fl.backend_id "
+        "WHERE fl.status = 'active' AND sb.backend_type = 'object_storage' AND fl.locator IS NOT NULL "
+        "ORDER BY fl.id"
+    )
+    for ident, locator in rows:
+        problem = locator_problem(locator)
+        if problem is not None:
+            raise SourceError(
+                f"file_locations.locator (id {ident}) is not a plain object path for a public URL: {problem}",
+                table="file_locations",
+                column="locator",
+                row=ident,
+            )
+    raise SourceError("a locator of an object-storage file is not a plain object path", table="file_locations",
+                      column="locator")
