@@ -7,10 +7,9 @@ and the history (``snapshots``, ``git``): neither knows about the other.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ from .export import ExportResult, run_export
 from .git import remote
 from .git.remote import PushResult
 from .defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT
-from .git.store import STAGING_NAME, ensure_repo, repo_lock
+from .git.store import ensure_repo, repo_lock, staging_dir
 from .manifest import DB_NAME, MANIFEST_NAME, SnapshotManifest
 from .readmodel import Progress
 from .snapshots import (
@@ -89,15 +88,11 @@ def export_and_commit(
     git_dir = ensure_repo(repo_path)
     require_snapshot_repo(git_dir)
     with repo_lock(git_dir, lock_timeout):
-        snapshot_dir = Path(target_dir) if target_dir is not None else git_dir / STAGING_NAME
-        try:
+        with staging_dir(git_dir) if target_dir is None else nullcontext(Path(target_dir)) as snapshot_dir:
             exported = run_export(
                 source_db, snapshot_dir, generated_at=generated_at, busy_timeout=busy_timeout, progress=progress
             )
             committed = commit_locked(git_dir, snapshot_dir / DB_NAME, exported.manifest, author_bytes)
-        finally:
-            if target_dir is None:
-                shutil.rmtree(snapshot_dir, ignore_errors=True)
     if push_to is None:
         return RunResult(exported, committed)
     try:

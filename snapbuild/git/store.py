@@ -7,6 +7,10 @@ dies, so no lock file outlives a crash. Holding it also proves that any
 ``packed-refs.lock``) belongs to a dead snapbuild writer, so it is removed,
 with the temporary objects and the scratch directory such a writer left.
 Plain git writers outside snapbuild are not expected on this repository.
+None of these scratch files is ever followed through a symbolic link: the
+lock file is opened with ``O_NOFOLLOW`` (see :mod:`snapbuild.fsutil`), a
+link among the leftovers is removed as a link, and the scratch directory is
+created anew each time.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dulwich.repo import Repo
 from filelock import FileLock, Timeout
 
 from ..errors import RepoError, RepoLockedError
+from ..fsutil import is_link, is_link_error, open_nofollow, remove_quietly, remove_tree
 from .objects import TMP_OBJECT_PREFIX
 from .revisions import HEADS_PREFIX
 
@@ -147,9 +152,17 @@ def repo_lock(git_dir: Path, timeout: float) -> Iterator[None]:
     """Hold the repository's writer lock, then clear what a killed writer left behind.
 
     Raises:
+        RepoError: the lock file is a symbolic link, or the repository cannot be written.
         RepoLockedError: another writer held the lock for ``timeout`` seconds.
     """
-    lock = FileLock(str(git_dir / LOCK_NAME), timeout=timeout)
+    path = git_dir / LOCK_NAME
+    try:
+        os.close(open_nofollow(path, os.O_RDWR | os.O_CREAT))
+    except OSError as error:
+        if is_link_error(error):
+            raise RepoError(f"the repository lock {path} is a symbolic link; refusing to follow it", path=path) from None
+        raise RepoError(f"cannot create files in the repository {git_dir}: {error.strerror or error}", path=git_dir) from None
+    lock = FileLock(str(path), timeout=timeout)
     try:
         lock.acquire()
     except Timeout as error:
@@ -158,6 +171,8 @@ def repo_lock(git_dir: Path, timeout: float) -> Iterator[None]:
             path=git_dir,
             timeout=timeout,
         ) from error
+    except OSError as error:  # replaced by a link since the check above
+        raise RepoError(f"cannot take the repository lock {path}: {error.strerror or error}", path=path) from None
     try:
         _clear_leftovers(git_dir)
         yield
@@ -176,12 +191,33 @@ def _clear_leftovers(git_dir: Path) -> None:
     stale += list(objects.glob(f"{TMP_OBJECT_PREFIX}*"))
     stale += list(objects.glob("[0-9a-f][0-9a-f]/*.lock"))
     for path in stale:
+        if is_link(path):
+            remove_quietly(path)  # the link itself: a chmod would change what it points to
+            continue
         try:
             path.chmod(stat.S_IWRITE | stat.S_IREAD)
             path.unlink()
         except FileNotFoundError:
             pass
-    shutil.rmtree(git_dir / STAGING_NAME, ignore_errors=True)
+    remove_tree(git_dir / STAGING_NAME)
+
+
+@contextmanager
+def staging_dir(git_dir: Path) -> Iterator[Path]:
+    """A new, empty scratch directory inside the repository for the ``with`` block (hold the writer lock).
+
+    Raises:
+        RepoError: it cannot be created (e.g. something appeared at its name since the lock was taken).
+    """
+    path = git_dir / STAGING_NAME
+    try:
+        path.mkdir()  # exclusive: an existing name, a link included, is refused
+    except OSError as error:
+        raise RepoError(f"cannot create the scratch directory {path}: {error.strerror or error}", path=path) from None
+    try:
+        yield path
+    finally:
+        remove_tree(path)
 
 
 def repo_size(git_dir: Path) -> int:

@@ -139,7 +139,8 @@ class GoodSnapshot:
         assert (self.dir / "catalog_read.db").read_bytes() == self.db_bytes
         assert (self.dir / "manifest.json").read_bytes() == self.manifest_bytes
         verify_directory(self.dir)
-        leftovers = sorted(p.name for p in self.dir.iterdir() if p.name.endswith((".tmp", ".pending")))
+        expected = {"catalog_read.db", "manifest.json", ".snapbuild-export.lock"}
+        leftovers = sorted(p.name for p in self.dir.iterdir() if p.name not in expected)
         assert leftovers == []
 
 
