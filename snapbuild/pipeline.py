@@ -20,7 +20,7 @@ from .export import ExportResult, run_export
 from .git import remote
 from .git.remote import PushResult
 from .defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT
-from .git.store import ensure_repo, repo_lock, staging_dir
+from .git.store import open_or_create, repo_lock, staging_dir
 from .manifest import DB_NAME, MANIFEST_NAME, SnapshotManifest
 from .readmodel import Progress
 from .snapshots import (
@@ -42,12 +42,14 @@ class RunResult:
         committed: the commit, or the note that ``main`` already held this content.
         pushed: the push, when a remote was given and the push succeeded.
         push_error: why the push failed; the commit stands and the next run pushes again.
+        created_repo: this run created the repository.
     """
 
     exported: ExportResult
     committed: CommitResult
     pushed: PushResult | None = None
     push_error: PushError | None = None
+    created_repo: bool = False
 
 
 def export_and_commit(
@@ -85,7 +87,7 @@ def export_and_commit(
         SourceError, TargetError: as :func:`snapbuild.export.run_export`.
     """
     author_bytes = parse_author(author)
-    git_dir = ensure_repo(repo_path)
+    git_dir, created = open_or_create(repo_path)
     require_snapshot_repo(git_dir)
     with repo_lock(git_dir, lock_timeout):
         with staging_dir(git_dir) if target_dir is None else nullcontext(Path(target_dir)) as snapshot_dir:
@@ -94,12 +96,12 @@ def export_and_commit(
             )
             committed = commit_locked(git_dir, snapshot_dir / DB_NAME, exported.manifest, author_bytes)
     if push_to is None:
-        return RunResult(exported, committed)
+        return RunResult(exported, committed, created_repo=created)
     try:
         pushed = remote.push(git_dir, push_to, git=git, env=env)
     except PushError as error:
-        return RunResult(exported, committed, push_error=error)
-    return RunResult(exported, committed, pushed=pushed)
+        return RunResult(exported, committed, push_error=error, created_repo=created)
+    return RunResult(exported, committed, pushed=pushed, created_repo=created)
 
 
 @contextmanager

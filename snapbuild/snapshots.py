@@ -90,7 +90,11 @@ class CommitResult:
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One snapshot on ``main``, with its row-count changes against its parent."""
+    """One snapshot on ``main``, with its row-count changes against its parent.
+
+    ``shallow`` marks the oldest commit a shallow clone holds: it has a
+    parent, but not in this clone, so its changes are unknown (empty).
+    """
 
     commit: str
     snapshot_id: str
@@ -99,6 +103,7 @@ class HistoryEntry:
     table_counts: dict[str, int]
     changes: dict[str, int | None]
     parent_snapshot_id: str | None
+    shallow: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``changes`` maps table -> row delta, None for a new table)."""
@@ -110,6 +115,7 @@ class HistoryEntry:
             "table_counts": dict(self.table_counts),
             "changes": dict(self.changes),
             "parent_snapshot_id": self.parent_snapshot_id,
+            "shallow": self.shallow,
         }
 
 
@@ -250,15 +256,19 @@ def snapshot_history(
             return []
         sha: bytes | None = resolve_rev(repo, rev)
         info = _manifest_at(repo, sha) if sha else None
+        shallow_edges = repo.get_shallow()
         while sha and info and (limit is None or len(entries) < limit):
             commit = repo.object_store[sha]
             parent_sha = commit.parents[0] if commit.parents else None
             parent_info = None
+            shallow = False
             if parent_sha is not None:
                 try:
+                    if sha in shallow_edges:
+                        raise KeyError(parent_sha)
                     parent_info = _manifest_at(repo, parent_sha)
                 except KeyError:
-                    parent_sha = None  # the edge of a shallow clone
+                    parent_sha, shallow = None, True  # the edge of a shallow clone
             entries.append(
                 HistoryEntry(
                     commit=sha.decode(),
@@ -266,8 +276,9 @@ def snapshot_history(
                     generated_at=info.generated_at,
                     counts=info.counts,
                     table_counts=dict(info.table_counts),
-                    changes=_table_changes(info, parent_info),
+                    changes={} if shallow else _table_changes(info, parent_info),
                     parent_snapshot_id=parent_info.snapshot_id if parent_info else None,
+                    shallow=shallow,
                 )
             )
             sha, info = parent_sha, parent_info

@@ -18,13 +18,14 @@ from .base import cli
 
 if TYPE_CHECKING:
     from ..export import ExportResult
-    from ..manifest import SnapshotManifest
-    from ..snapshots import CommitResult
+    from ..pipeline import RunResult
 
 
-def _commit_summary(committed: CommitResult, manifest: SnapshotManifest, repo: Path, elapsed: float) -> list[str]:
-    """The lines ``export --commit`` prints about the repository."""
+def _commit_summary(run: RunResult, repo: Path, elapsed: float) -> list[str]:
+    """The lines ``export --commit`` prints about the repository (before the push, if any)."""
+    committed, manifest = run.committed, run.exported.manifest
     head = committed.commit[:12]
+    created = [f"created the snapshot repository {Path(repo).resolve()}"] if run.created_repo else []
     if not committed.changed:
         line = f"unchanged {committed.snapshot_id}: main in {repo} already holds this content ({head}); no commit"
         lines = [line + (f"; restored tag {committed.snapshot_id}" if committed.tag_created else "")]
@@ -35,8 +36,15 @@ def _commit_summary(committed: CommitResult, manifest: SnapshotManifest, repo: P
             f"{manifest.playlist_count} playlists, {manifest.track_count} tracks, {manifest.file_count} files; "
             f"{elapsed:.2f} s"
         ]
-    lines.append(f"consumers: git clone {Path(repo).resolve()} catalog   (then git pull --ff-only)")
-    return lines
+    return created + lines
+
+
+def _clone_hint(run: RunResult, repo: Path) -> str | None:
+    """How consumers get the new snapshot: clone the pushed remote, else the repository; None without a commit."""
+    if not run.committed.changed:
+        return None
+    where = run.pushed.remote if run.pushed is not None else Path(repo).resolve()
+    return f"consumers: git clone {where} catalog   (then git pull --ff-only)"
 
 
 def _generated_at(option: str | None, source_date_epoch: str | None) -> datetime:
@@ -165,12 +173,15 @@ def export_command(
     elif target_dir is not None:
         click.echo(_export_summary(result, target_dir, time.monotonic() - started))
     if run is not None:
-        for line in _commit_summary(run.committed, result.manifest, repo, time.monotonic() - started):
+        for line in _commit_summary(run, repo, time.monotonic() - started):
             click.echo(line, err=as_json)
         if run.push_error is not None:
             raise run.push_error
         if run.pushed is not None:
             click.echo(f"pushed main and tags to {run.pushed.remote} (with {run.pushed.tool})", err=as_json)
+        hint = _clone_hint(run, repo)
+        if hint is not None:
+            click.echo(hint, err=as_json)
 
 
 @cli.command("verify")

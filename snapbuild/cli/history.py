@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 
 def _change_summary(entry: HistoryEntry) -> str:
+    if entry.shallow:
+        return "earlier snapshots are not in this shallow clone"
     if entry.parent_snapshot_id is None:
         return "first snapshot"
     parts = []

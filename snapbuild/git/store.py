@@ -19,7 +19,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
 from filelock import FileLock, Timeout
 
-from ..errors import RepoError, RepoLockedError
+from ..errors import NoRepositoryError, RepoError, RepoLockedError
 from ..fsutil import is_link, is_link_error, open_nofollow, remove_quietly, remove_tree
 from .objects import TMP_OBJECT_PREFIX
 from .revisions import HEADS_PREFIX
@@ -50,13 +50,33 @@ def open_repo(repo_path: str | os.PathLike[str]) -> Repo:
     """Open a bare repository or a clone's work tree.
 
     Raises:
-        RepoError: the path is not a git repository.
+        NoRepositoryError: the path is not a git repository.
     """
     path = Path(repo_path)
     try:
         return Repo(str(path))
     except (NotGitRepository, FileNotFoundError, NotADirectoryError) as error:
-        raise RepoError(f"{path} is not a git repository", path=path) from error
+        raise NoRepositoryError(f"{path} is not a git repository", path=path) from error
+
+
+def enclosing_work_tree(start: Path, *, holding: Collection[str]) -> Path | None:
+    """The top of the git work tree around ``start`` if its HEAD commit holds every name in ``holding``, else None.
+
+    Like git, the nearest directory at or above ``start`` with a ``.git``
+    decides; a work tree whose HEAD lacks one of the names (another
+    project's checkout), or has no commit yet, gives None.
+    """
+    for directory in (start, *start.parents):
+        if not (directory / ".git").exists():
+            continue
+        try:
+            with reading(directory) as repo:
+                tree = repo[repo[repo.head()].tree]
+                wanted = all(name.encode("utf-8") in tree for name in holding)  # type: ignore[operator]
+        except (RepoError, KeyError, AttributeError, OSError):
+            return None
+        return directory if wanted else None
+    return None
 
 
 @contextmanager
@@ -86,6 +106,15 @@ def git_dir_of(repo_path: str | os.PathLike[str]) -> Path:
 def ensure_repo(repo_path: str | os.PathLike[str]) -> Path:
     """Return the git directory at ``repo_path``, creating a bare repository there if absent.
 
+    Raises:
+        RepoError: the path exists but is neither a git repository nor an empty directory.
+    """
+    return open_or_create(repo_path)[0]
+
+
+def open_or_create(repo_path: str | os.PathLike[str]) -> tuple[Path, bool]:
+    """Return the git directory at ``repo_path`` and whether this call created it (a bare repository).
+
     A new repository is initialised in a sibling temporary directory and renamed into
     place, so a crash never leaves a half-made one and two first writers cannot both
     create it. HEAD names ``refs/heads/main``; the user's git config is never read.
@@ -95,9 +124,9 @@ def ensure_repo(repo_path: str | os.PathLike[str]) -> Path:
     """
     path = Path(repo_path)
     if path.is_dir() and any(path.iterdir()):
-        return git_dir_of(path)
+        return git_dir_of(path), False
     if path.exists() and not path.is_dir():
-        raise RepoError(f"{path} is not a git repository", path=path)
+        raise NoRepositoryError(f"{path} is not a git repository", path=path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.init-", dir=path.parent))
     try:
@@ -106,6 +135,7 @@ def ensure_repo(repo_path: str | os.PathLike[str]) -> Path:
             configure(repo)
         finally:
             repo.close()
+        created = True
         try:
             if path.is_dir():
                 path.rmdir()  # an empty directory: take its place
@@ -113,10 +143,10 @@ def ensure_repo(repo_path: str | os.PathLike[str]) -> Path:
         except OSError:
             if not (path.is_dir() and any(path.iterdir())):
                 raise
-            # Another first writer won the race: use its repository.
+            created = False  # another first writer won the race: use its repository
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ensure_repo(path)
+    return open_or_create(path)[0], created
 
 
 def configure(repo: Repo) -> bool:
