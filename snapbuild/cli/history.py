@@ -116,11 +116,14 @@ def diff_command(repo_path: Path, revs: tuple[str, ...], examples: int, as_json:
         click.echo(f"  {name}: {table.added} added, {table.removed} removed, {table.changed} changed")
         if table.columns_added or table.columns_removed:
             click.echo(f"    columns: +{list(table.columns_added)} -{list(table.columns_removed)}")
-        for kind, keys, total in (
-            ("added", table.added_examples, table.added),
-            ("removed", table.removed_examples, table.removed),
-            ("changed", table.changed_examples, table.changed),
+        changed = tuple(
+            f"{_render_key(key)} ({', '.join(columns)})" for key, columns in zip(table.changed_examples, table.changed_columns)
+        )
+        for kind, shown, total in (
+            ("added", tuple(map(_render_key, table.added_examples)), table.added),
+            ("removed", tuple(map(_render_key, table.removed_examples)), table.removed),
+            ("changed", changed, table.changed),
         ):
-            if keys:
-                more = f"; ... {total - len(keys)} more" if total > len(keys) else ""
-                click.echo(f"    {kind + ':':8} " + "; ".join(_render_key(key) for key in keys) + more)
+            if shown:
+                more = f"; ... {total - len(shown)} more" if total > len(shown) else ""
+                click.echo(f"    {kind + ':':8} " + "; ".join(shown) + more)
