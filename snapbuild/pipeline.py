@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,6 +65,7 @@ def export_and_commit(
     push_to: str | None = None,
     git: str | None = None,
     env: Mapping[str, str] | None = None,
+    push_progress: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Export the catalog and commit it, holding the writer lock throughout; then push if asked.
 
@@ -79,6 +80,8 @@ def export_and_commit(
     Args:
         git: the git CLI for the push (deltas), or None for dulwich's client.
         env: the push transport's environment (see ``git.remote.push``).
+        progress: ``progress(stage, done, total)`` through the export's stages, then ``"commit"`` in bytes.
+        push_progress: receives the push's progress output (see ``git.remote.push``).
 
     Raises:
         UsageError: ``author`` is not ``Name <email>``, or ``generated_at`` is not a timestamp.
@@ -94,11 +97,11 @@ def export_and_commit(
             exported = run_export(
                 source_db, snapshot_dir, generated_at=generated_at, busy_timeout=busy_timeout, progress=progress
             )
-            committed = commit_locked(git_dir, snapshot_dir / DB_NAME, exported.manifest, author_bytes)
+            committed = commit_locked(git_dir, snapshot_dir / DB_NAME, exported.manifest, author_bytes, progress)
     if push_to is None:
         return RunResult(exported, committed, created_repo=created)
     try:
-        pushed = remote.push(git_dir, push_to, git=git, env=env)
+        pushed = remote.push(git_dir, push_to, git=git, env=env, progress=push_progress)
     except PushError as error:
         return RunResult(exported, committed, push_error=error, created_repo=created)
     return RunResult(exported, committed, pushed=pushed, created_repo=created)

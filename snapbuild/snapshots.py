@@ -316,7 +316,10 @@ def _ensure_tag(repo: Repo, snapshot_id: str, commit: bytes) -> bool:
     return bool(repo.refs.add_if_new(TAG_PREFIX + snapshot_id.encode("utf-8"), commit))
 
 
-def commit_locked(git_dir: Path, db_path: Path, manifest: SnapshotManifest, author: bytes) -> CommitResult:
+def commit_locked(
+    git_dir: Path, db_path: Path, manifest: SnapshotManifest, author: bytes,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> CommitResult:
     """Commit a snapshot database and its manifest onto ``main``; the caller holds the writer lock.
 
     The manifest blob is ``manifest.to_json()``; the commit's time is its
@@ -328,6 +331,7 @@ def commit_locked(git_dir: Path, db_path: Path, manifest: SnapshotManifest, auth
         db_path: the snapshot's ``catalog_read.db``.
         manifest: its manifest.
         author: author and committer, as :func:`parse_author` returns it.
+        progress: optional ``progress("commit", bytes_done, bytes_total)`` while the database is stored.
 
     Raises:
         RepoError: the database is missing, ``generated_at`` is not the manifest's
@@ -370,7 +374,10 @@ def commit_locked(git_dir: Path, db_path: Path, manifest: SnapshotManifest, auth
                 needed=needed,
             )
 
-        db_blob = write_loose_blob(Path(repo.object_store.path), db_path)
+        db_blob = write_loose_blob(
+            Path(repo.object_store.path), db_path,
+            (lambda done, total: progress("commit", done, total)) if progress is not None else None,
+        )
         tree = Tree()
         tree.add(b".gitattributes", 0o100644, add_blob(repo, GITATTRIBUTES))
         tree.add(b"README.md", 0o100644, add_blob(repo, CONSUMER_README))

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from ..defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT, DEFAULT_REPO
 from ..errors import UsageError
 from .base import cli
+from .progress import quiet_option, terminal_progress
 
 if TYPE_CHECKING:
     from ..export import ExportResult
@@ -61,28 +61,6 @@ def _generated_at(option: str | None, source_date_epoch: str | None) -> datetime
     return datetime.now(timezone.utc)
 
 
-class _StageProgress:
-    """Render ``progress(stage, done, total)`` as a click progress bar on a terminal's stderr."""
-
-    def __init__(self) -> None:
-        self._bar: Any = None
-        self._done = 0
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if self._bar is None:
-            self._bar = click.progressbar(
-                length=total, label="export", file=sys.stderr, show_eta=False,
-                item_show_func=lambda item: item,
-            )
-            self._bar.__enter__()
-        self._bar.update(max(done - self._done, 0), current_item=stage)
-        self._done = max(done, self._done)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
-
-
 def _export_summary(result: ExportResult, target_dir: Path, elapsed: float) -> str:
     manifest = result.manifest
     counts = manifest.table_counts
@@ -117,9 +95,11 @@ def _export_summary(result: ExportResult, target_dir: Path, elapsed: float) -> s
               help="After --commit, push main and the tags to REMOTE (path, file://, ssh or https URL).")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=DEFAULT_LOCK_TIMEOUT, show_default=True,
               help="Seconds to wait for another writer of the repository.")
+@quiet_option()
 def export_command(
     source_db: Path, target_dir: Path | None, generated_at: str | None, busy_timeout: float, as_json: bool,
     commit: bool, repo_path: Path | None, author: str | None, push_remote: str | None, lock_timeout: float,
+    quiet: bool,
 ) -> None:
     """Export the catalog's read model to DIR/catalog_read.db and DIR/manifest.json.
 
@@ -131,6 +111,9 @@ def export_command(
     With --commit the snapshot is committed to a git repository of snapshots
     (see docs/consumers.md): no commit when the content equals HEAD's; the
     commit's date is the manifest's generated_at, so it is reproducible.
+
+    On a terminal, a step that takes more than a few seconds shows its
+    progress on stderr (the export, the commit, git's own for the push).
 
     Example: snapbuild export --db catalogsync.db --target-dir snapshot
 
@@ -147,7 +130,7 @@ def export_command(
 
         parse_author(author or DEFAULT_AUTHOR)  # a bad --author fails before the export runs
     stamp = _generated_at(generated_at, os.environ.get("SOURCE_DATE_EPOCH"))
-    progress = _StageProgress() if sys.stderr.isatty() else None
+    progress = terminal_progress(quiet)
     started = time.monotonic()
     run = None
     repo = repo_path or DEFAULT_REPO
@@ -159,6 +142,7 @@ def export_command(
                 source_db, repo, generated_at=stamp, author=author or DEFAULT_AUTHOR, lock_timeout=lock_timeout,
                 target_dir=target_dir, busy_timeout=busy_timeout, progress=progress,
                 push_to=push_remote, git=shutil.which("git"), env=dict(os.environ),
+                push_progress=progress.git_text if progress is not None else None,
             )
             result = run.exported
         else:
@@ -170,18 +154,19 @@ def export_command(
             progress.close()
     if as_json:
         click.echo(result.manifest.to_json(), nl=False)
-    elif target_dir is not None:
+    elif target_dir is not None and not quiet:
         click.echo(_export_summary(result, target_dir, time.monotonic() - started))
     if run is not None:
-        for line in _commit_summary(run, repo, time.monotonic() - started):
+        lines = _commit_summary(run, repo, time.monotonic() - started)
+        if run.push_error is None:
+            if run.pushed is not None:
+                lines.append(f"pushed main and tags to {run.pushed.remote} (with {run.pushed.tool})")
+            hint = _clone_hint(run, repo)
+            lines += [hint] if hint is not None else []
+        for line in [] if quiet else lines:
             click.echo(line, err=as_json)
         if run.push_error is not None:
             raise run.push_error
-        if run.pushed is not None:
-            click.echo(f"pushed main and tags to {run.pushed.remote} (with {run.pushed.tool})", err=as_json)
-        hint = _clone_hint(run, repo)
-        if hint is not None:
-            click.echo(hint, err=as_json)
 
 
 @cli.command("verify")

@@ -12,6 +12,7 @@ import click
 from ..defaults import DEFAULT_LOCK_TIMEOUT
 from ..errors import UsageError
 from .base import cli, human_bytes, repo_option
+from .progress import quiet_option, terminal_progress
 
 if TYPE_CHECKING:
     from ..snapshots import HistoryEntry
@@ -59,21 +60,33 @@ def log_command(repo_path: Path, rev: str, max_count: int | None, as_json: bool)
 @repo_option("The snapshot repository to repack.")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=DEFAULT_LOCK_TIMEOUT, show_default=True,
               help="Seconds to wait for a running export --commit.")
-def gc_command(repo_path: Path, lock_timeout: float) -> None:
+@quiet_option()
+def gc_command(repo_path: Path, lock_timeout: float, quiet: bool) -> None:
     """Repack the snapshot repository (git CLI with deltas if installed, else dulwich).
 
     dulwich writes every snapshot as a whole loose object; run this now and then
-    (e.g. weekly) so the repository and what consumers fetch stay small.
+    (e.g. weekly) so the repository and what consumers fetch stay small. On a
+    terminal it shows git's own progress (or dulwich's).
 
     Example: snapbuild gc --repo snapshots.git
     """
     from ..git.remote import gc
 
-    result = gc(repo_path, git=shutil.which("git"), lock_timeout=lock_timeout)
-    click.echo(
-        f"repacked {repo_path} with {result.tool}: "
-        f"{human_bytes(result.size_before)} -> {human_bytes(result.size_after)}"
-    )
+    progress = terminal_progress(quiet)
+    try:
+        result = gc(
+            repo_path, git=shutil.which("git"), lock_timeout=lock_timeout,
+            progress=progress.status if progress is not None else None,
+            git_progress_to_stderr=progress is not None,
+        )
+    finally:
+        if progress is not None:
+            progress.close()
+    if not quiet:
+        click.echo(
+            f"repacked {repo_path} with {result.tool}: "
+            f"{human_bytes(result.size_before)} -> {human_bytes(result.size_after)}"
+        )
 
 
 def _render_key(example: dict[str, object]) -> str:
