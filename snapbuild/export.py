@@ -33,10 +33,10 @@ from .fsutil import (
     fsync_dir,
     fsync_file,
     is_link,
-    is_link_error,
-    open_nofollow,
+    lock_problem,
     read_nofollow,
     remove_quietly,
+    take_lock,
 )
 from .manifest import (
     DB_NAME,
@@ -316,11 +316,7 @@ def _seal(temp: Path, checked: tuple[str, ...]) -> tuple[str, str]:
 
 
 def _target_lock(target: Path, busy_timeout: float) -> filelock.FileLock:
-    """Take the target's export lock, refusing a lock file that is a link; return the held lock.
-
-    The lock file is opened (created if missing) here first, without
-    following a link, so that a link and a directory the export cannot write
-    in are each reported as what they are, at once.
+    """Take the target's export lock (see :func:`snapbuild.fsutil.take_lock`); return the held lock.
 
     Raises:
         TargetError: the lock file is a link, the directory cannot be written,
@@ -328,21 +324,11 @@ def _target_lock(target: Path, busy_timeout: float) -> filelock.FileLock:
     """
     path = target / LOCK_NAME
     try:
-        os.close(open_nofollow(path, os.O_RDWR | os.O_CREAT))
-    except OSError as error:
-        if is_link_error(error):
-            raise TargetError(f"the export lock {path} is a symbolic link; refusing to follow it", path=path) from None
-        raise TargetError(
-            f"cannot create files in the target directory {target}: {error.strerror or error}", path=target
-        ) from None
-    lock = filelock.FileLock(str(path), timeout=max(busy_timeout, 0.0))
-    try:
-        lock.acquire()
+        return take_lock(path, busy_timeout)
     except filelock.Timeout:
         raise TargetError(f"another export is writing to {target}", path=target) from None
-    except OSError as error:  # replaced by a link since the check above
-        raise TargetError(f"cannot take the export lock {path}: {error.strerror or error}", path=path) from None
-    return lock
+    except OSError as error:
+        raise TargetError(lock_problem(error, path, "the target directory"), path=path) from None
 
 
 def _prepare_target(target: Path) -> None:

@@ -21,6 +21,8 @@ import shutil
 import stat
 from pathlib import Path
 
+import filelock
+
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -135,3 +137,28 @@ def remove_tree(path: Path) -> None:
             pass
         return
     shutil.rmtree(path, ignore_errors=True)
+
+
+def take_lock(path: Path, timeout: float) -> filelock.FileLock:
+    """Hold the OS lock on the lock file ``path`` (created if missing, never through a link); return it.
+
+    The file is opened here first, without following a link, so that a link
+    and a directory no file can be created in are each reported as what they
+    are, at once, rather than as a lock that never comes free.
+
+    Raises:
+        OSError: the name is a link (see :func:`is_link_error`) or the file cannot be created;
+            :func:`lock_problem` words it.
+        filelock.Timeout: another process held the lock for ``timeout`` seconds.
+    """
+    os.close(open_nofollow(path, os.O_RDWR | os.O_CREAT))
+    lock = filelock.FileLock(str(path), timeout=max(timeout, 0.0))
+    lock.acquire()  # filelock >= 3.20.1 refuses a link that appeared since
+    return lock
+
+
+def lock_problem(error: OSError, path: Path, place: str) -> str:
+    """One line for an ``OSError`` of :func:`take_lock`; ``place`` names the lock's directory (``"the repository"``)."""
+    if is_link_error(error):
+        return f"the lock file {path} is a symbolic link; refusing to follow it"
+    return f"cannot create files in {place} {path.parent}: {error.strerror or error}"

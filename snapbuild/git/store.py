@@ -25,10 +25,10 @@ from pathlib import Path
 
 from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from ..errors import NoRepositoryError, RepoError, RepoLockedError
-from ..fsutil import is_link, is_link_error, open_nofollow, remove_quietly, remove_tree
+from ..fsutil import is_link, lock_problem, remove_quietly, remove_tree, take_lock
 from .objects import TMP_OBJECT_PREFIX
 from .revisions import HEADS_PREFIX
 
@@ -187,22 +187,15 @@ def repo_lock(git_dir: Path, timeout: float) -> Iterator[None]:
     """
     path = git_dir / LOCK_NAME
     try:
-        os.close(open_nofollow(path, os.O_RDWR | os.O_CREAT))
-    except OSError as error:
-        if is_link_error(error):
-            raise RepoError(f"the repository lock {path} is a symbolic link; refusing to follow it", path=path) from None
-        raise RepoError(f"cannot create files in the repository {git_dir}: {error.strerror or error}", path=git_dir) from None
-    lock = FileLock(str(path), timeout=timeout)
-    try:
-        lock.acquire()
+        lock = take_lock(path, timeout)
     except Timeout as error:
         raise RepoLockedError(
             f"repository {git_dir} is locked by another snapbuild writer (waited {timeout:g} s)",
             path=git_dir,
             timeout=timeout,
         ) from error
-    except OSError as error:  # replaced by a link since the check above
-        raise RepoError(f"cannot take the repository lock {path}: {error.strerror or error}", path=path) from None
+    except OSError as error:
+        raise RepoError(lock_problem(error, path, "the repository"), path=path) from None
     try:
         _clear_leftovers(git_dir)
         yield

@@ -117,6 +117,16 @@ def small_catalog(tmp_path: Path) -> Path:
     return write_catalog(tmp_path / "catalogsync.db", CATALOG_ROWS)
 
 
+@pytest.fixture
+def catalog(tmp_path: Path) -> Path:
+    """A synthetic catalog from the sample writer: 300 tracks, 20 playlists, files on both backends."""
+    from snapbuild.sample import write_sample_catalog
+
+    path = tmp_path / "catalogsync.db"
+    write_sample_catalog(path, tracks=300, playlists=20, seed=3)
+    return path
+
+
 GENERATED_AT = "2026-04-19T08:00:00Z"
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from snapbuild.cli import main
-from snapbuild.sample import mutate_sample_catalog, write_sample_catalog
+from snapbuild.sample import mutate_sample_catalog
 
 from .repo_support import commit_history, git
 
@@ -105,12 +105,6 @@ def test_a_shallow_clones_first_commit_is_not_called_the_first_snapshot(
     assert main(["log", "--repo", str(history)]) == 0
     assert capsys.readouterr().out.splitlines()[-1].endswith("first snapshot")
 
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Path:
-    path = tmp_path / "catalogsync.db"
-    write_sample_catalog(path, tracks=60, playlists=6, seed=3)
-    return path
 
 
 def test_the_first_commit_says_it_created_the_repository(

@@ -12,7 +12,7 @@ import pytest
 
 from snapbuild.cli import main
 from snapbuild.cli.progress import TerminalProgress, terminal_progress
-from snapbuild.sample import mutate_sample_catalog, write_sample_catalog
+from snapbuild.sample import mutate_sample_catalog
 
 from .repo_support import git
 
@@ -73,12 +73,6 @@ def test_no_progress_when_quiet_or_not_on_a_terminal() -> None:
     if not sys.stderr.isatty():
         assert terminal_progress(quiet=False) is None
 
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Path:
-    path = tmp_path / "catalogsync.db"
-    write_sample_catalog(path, tracks=300, playlists=20, seed=3)
-    return path
 
 
 def test_quiet_prints_nothing_but_errors(tmp_path: Path, catalog: Path, capsys: pytest.CaptureFixture[str]) -> None:

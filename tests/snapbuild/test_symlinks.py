@@ -48,9 +48,23 @@ def source(tmp_path: Path) -> Path:
     return write_catalog(tmp_path / "catalog.db", CATALOG_ROWS)
 
 
-def test_a_dangling_link_at_the_pending_manifest_creates_nothing(source: Path, tmp_path: Path) -> None:
-    target = tmp_path / "snapshot"
-    target.mkdir()
+@pytest.fixture
+def target(tmp_path: Path) -> Path:
+    """An empty target directory."""
+    path = tmp_path / "snapshot"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def victim(tmp_path: Path) -> Path:
+    """A file outside the target that a planted link points to."""
+    path = tmp_path / "victim.txt"
+    path.write_bytes(b"precious")
+    return path
+
+
+def test_a_dangling_link_at_the_pending_manifest_creates_nothing(source: Path, target: Path, tmp_path: Path) -> None:
     victim = tmp_path / "victim.json"
     plant_link(target / PENDING_MANIFEST_NAME, victim)
     run_export(source, target, generated_at=GENERATED_AT)
@@ -59,22 +73,15 @@ def test_a_dangling_link_at_the_pending_manifest_creates_nothing(source: Path, t
     assert_regular_pair(target)
 
 
-def test_a_link_to_a_file_at_the_pending_manifest_leaves_the_file_alone(source: Path, tmp_path: Path) -> None:
-    target = tmp_path / "snapshot"
-    target.mkdir()
-    victim = tmp_path / "victim.txt"
-    victim.write_bytes(b"precious")
+def test_a_link_to_a_file_at_the_pending_manifest_leaves_the_file_alone(source: Path, target: Path, victim: Path) -> None:
     plant_link(target / PENDING_MANIFEST_NAME, victim)
     run_export(source, target, generated_at=GENERATED_AT)
     assert victim.read_bytes() == b"precious"
     assert_regular_pair(target)
 
 
-def test_a_link_raced_onto_the_pending_manifest_is_not_written_through(source: Path, tmp_path: Path) -> None:
+def test_a_link_raced_onto_the_pending_manifest_is_not_written_through(source: Path, target: Path, victim: Path) -> None:
     """The link appears after the clean-up, right before the manifest is written."""
-    target = tmp_path / "snapshot"
-    victim = tmp_path / "victim.txt"
-    victim.write_bytes(b"precious")
 
     def plant_at_publish(stage: str, done: int, total: int) -> None:
         if stage == "publish":
@@ -98,11 +105,11 @@ def test_recovery_removes_a_link_where_a_pending_manifest_belongs(good_snapshot,
 
 
 @pytest.mark.parametrize("name", [DB_NAME, MANIFEST_NAME])
-def test_a_snapshot_file_that_is_a_link_is_replaced_not_written(source: Path, tmp_path: Path, name: str) -> None:
+def test_a_snapshot_file_that_is_a_link_is_replaced_not_written(
+    source: Path, target: Path, tmp_path: Path, name: str
+) -> None:
     first = tmp_path / "first"
     run_export(source, first, generated_at=GENERATED_AT)
-    target = tmp_path / "snapshot"
-    target.mkdir()
     for each in (DB_NAME, MANIFEST_NAME):
         if each == name:
             plant_link(target / each, first / each)  # even a link to the same content
@@ -115,11 +122,7 @@ def test_a_snapshot_file_that_is_a_link_is_replaced_not_written(source: Path, tm
     assert_regular_pair(target)
 
 
-def test_a_linked_export_lock_is_one_line_and_truncates_nothing(source: Path, tmp_path: Path) -> None:
-    target = tmp_path / "snapshot"
-    target.mkdir()
-    victim = tmp_path / "victim.txt"
-    victim.write_bytes(b"precious")
+def test_a_linked_export_lock_is_one_line_and_truncates_nothing(source: Path, target: Path, victim: Path) -> None:
     plant_link(target / LOCK_NAME, victim)
     with pytest.raises(TargetError, match="is a symbolic link; refusing to follow it"):
         run_export(source, target, generated_at=GENERATED_AT)
@@ -130,15 +133,13 @@ def test_a_linked_export_lock_is_one_line_and_truncates_nothing(source: Path, tm
     )
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert result.stderr.startswith(f"snapbuild: error: the export lock {target / LOCK_NAME} is a symbolic link")
+    assert result.stderr.startswith(f"snapbuild: error: the lock file {target / LOCK_NAME} is a symbolic link")
     assert victim.read_bytes() == b"precious"
 
 
-def test_a_linked_repository_lock_is_one_line(source: Path, tmp_path: Path) -> None:
+def test_a_linked_repository_lock_is_one_line(source: Path, tmp_path: Path, victim: Path) -> None:
     repo = tmp_path / "snapshots.git"
     export_and_commit(source, repo, generated_at=GENERATED_AT, author=AUTHOR)
-    victim = tmp_path / "victim.txt"
-    victim.write_bytes(b"precious")
     (repo / REPO_LOCK_NAME).unlink()
     plant_link(repo / REPO_LOCK_NAME, victim)
     with pytest.raises(RepoError, match="is a symbolic link; refusing to follow it") as caught:
@@ -147,11 +148,11 @@ def test_a_linked_repository_lock_is_one_line(source: Path, tmp_path: Path) -> N
     assert victim.read_bytes() == b"precious"
 
 
-def test_links_among_a_killed_writers_leftovers_are_removed_not_followed(source: Path, tmp_path: Path) -> None:
+def test_links_among_a_killed_writers_leftovers_are_removed_not_followed(
+    source: Path, tmp_path: Path, victim: Path
+) -> None:
     repo = tmp_path / "snapshots.git"
     export_and_commit(source, repo, generated_at=GENERATED_AT, author=AUTHOR)
-    victim = tmp_path / "victim.txt"
-    victim.write_bytes(b"precious")
     victim.chmod(stat.S_IREAD)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
