@@ -73,7 +73,7 @@ def floor_script(source: Path) -> str:
         *(table.ddl for table in schema.TABLES),
         schema.INSERT_PLAYLISTS,
         schema.INSERT_TRACKS,
-        schema.INSERT_PLAYLIST_TRACKS.format(conflict=""),
+        schema.INSERT_PLAYLIST_TRACKS.format(conflict="", keep="1"),
         track_files,
         schema.INSERT_TOPLISTS,
         *(

@@ -30,8 +30,11 @@ class TableDiff:
     """One table's differences: counts, and the keys of the first few rows of each kind (in key order).
 
     Each example is a mapping of key column to value, e.g. ``{"song_id": 10}``.
-    ``columns_added`` / ``columns_removed`` are non-empty only when the
-    table's columns changed; rows are then compared on the common columns.
+    ``changed_columns`` goes with ``changed_examples``, one entry per
+    example: each column that differs, with its old and new value, e.g.
+    ``{"name": ("old name", "new name")}``. ``columns_added`` /
+    ``columns_removed`` are non-empty only when the table's columns changed;
+    rows are then compared on the common columns.
     """
 
     key: tuple[str, ...]
@@ -41,6 +44,7 @@ class TableDiff:
     added_examples: tuple[dict[str, Any], ...] = ()
     removed_examples: tuple[dict[str, Any], ...] = ()
     changed_examples: tuple[dict[str, Any], ...] = ()
+    changed_columns: tuple[dict[str, tuple[Any, Any]], ...] = ()
     columns_added: tuple[str, ...] = ()
     columns_removed: tuple[str, ...] = ()
 
@@ -50,7 +54,11 @@ class TableDiff:
         return not (self.added or self.removed or self.changed or self.columns_added or self.columns_removed)
 
     def to_dict(self) -> dict[str, Any]:
-        """The table's entry in :meth:`SnapshotDiff.to_dict`."""
+        """The table's entry in :meth:`SnapshotDiff.to_dict`.
+
+        ``changes`` lists the changed examples again, each as ``{"key": {...},
+        "columns": {COLUMN: {"old": V, "new": V}}}`` (a blob as ``"x'hex'"``).
+        """
         data: dict[str, Any] = {
             "key": list(self.key),
             "added": self.added,
@@ -61,6 +69,16 @@ class TableDiff:
                 "removed": [dict(example) for example in self.removed_examples],
                 "changed": [dict(example) for example in self.changed_examples],
             },
+            "changes": [
+                {
+                    "key": dict(example),
+                    "columns": {
+                        column: {"old": _json_value(old), "new": _json_value(new)}
+                        for column, (old, new) in columns.items()
+                    },
+                }
+                for example, columns in zip(self.changed_examples, self.changed_columns)
+            ],
         }
         if self.columns_added or self.columns_removed:
             data["columns"] = {"added": list(self.columns_added), "removed": list(self.columns_removed)}
@@ -87,6 +105,11 @@ class SnapshotDiff:
             "to": self.to_id,
             "tables": {name: table.to_dict() for name, table in self.tables.items()},
         }
+
+
+def _json_value(value: Any) -> Any:
+    """A column value for JSON: a blob as an SQL blob literal, anything else as it is."""
+    return f"x'{value.hex()}'" if isinstance(value, bytes) else value
 
 
 def _keys(rows: list[tuple[Any, ...]], key: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
@@ -146,17 +169,48 @@ def _compare(conn: sqlite3.Connection, old: TableShape, new: TableShape, example
         f"ORDER BY {old_keys}",
         removed,
     )
-    changed_examples = first(
-        f"SELECT {new_keys} FROM {new_table} AS n JOIN {old_table} AS o ON {join} WHERE {differs} "
-        f"ORDER BY {new_keys}",
-        changed,
-    )
+    changed_examples, changed_columns = _changed_examples(conn, new_table, old_table, key, common, examples, changed)
     return TableDiff(
         key, added=added, removed=removed, changed=changed,
         added_examples=added_examples, removed_examples=removed_examples, changed_examples=changed_examples,
+        changed_columns=changed_columns,
         columns_added=tuple(c for c in new.columns if c not in old.columns),
         columns_removed=tuple(c for c in old.columns if c not in new.columns),
     )
+
+
+def _changed_examples(
+    conn: sqlite3.Connection, new_table: str, old_table: str, key: tuple[str, ...], common: list[str],
+    examples: int, changed: int,
+) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, tuple[Any, Any]], ...]]:
+    """The first changed rows' keys, and for each the columns that differ with their old and new values.
+
+    Which columns differ is decided in SQL (``IS NOT``, as the count was), so
+    Python's idea of equality never disagrees with SQLite's.
+    """
+    if not (changed and examples and common):
+        return (), ()
+    q = quote_identifier
+    join = " AND ".join(f"o.{q(c)} IS n.{q(c)}" for c in key)
+    flags = ", ".join(f"o.{q(c)} IS NOT n.{q(c)}" for c in common)
+    values = ", ".join(f"o.{q(c)}, n.{q(c)}" for c in common)
+    new_keys = ", ".join(f"n.{q(c)}" for c in key)
+    differs = " OR ".join(f"o.{q(c)} IS NOT n.{q(c)}" for c in common)
+    rows = conn.execute(
+        f"SELECT {new_keys}, {flags}, {values} FROM {new_table} AS n JOIN {old_table} AS o ON {join} "
+        f"WHERE {differs} ORDER BY {new_keys} LIMIT ?",
+        (examples,),
+    ).fetchall()
+    keys, columns = [], []
+    width = len(key)
+    for row in rows:
+        keys.append(dict(zip(key, row[:width])))
+        flagged = row[width:width + len(common)]
+        pairs = row[width + len(common):]
+        columns.append(
+            {column: (pairs[2 * i], pairs[2 * i + 1]) for i, column in enumerate(common) if flagged[i]}
+        )
+    return tuple(keys), tuple(columns)
 
 
 def diff_databases(

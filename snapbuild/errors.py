@@ -101,6 +101,10 @@ class RepoError(_PathError):
     """The snapshot repository cannot be used (not a repository, bad revision, ...)."""
 
 
+class NoRepositoryError(RepoError):
+    """There is no git repository at the path (nothing there, or something that is not a repository)."""
+
+
 class RepoLockedError(RepoError):
     """Another writer held the repository lock longer than the lock timeout.
 

@@ -6,6 +6,11 @@ fsynced; then ``catalog_read.db`` is replaced, then ``manifest.json``. The
 manifest is the commit point. A run killed between the two replaces leaves
 ``.manifest.json.pending``; the next run (or :func:`recover_target`) rolls it
 forward when it matches the database, and deletes leftover temporary files.
+
+Every file the export creates in the target is created exclusively, and the
+ones it reuses (the lock, a pending manifest) are opened without following a
+symbolic link (see :mod:`snapbuild.fsutil`): a link planted in the target
+is refused or removed, never followed.
 """
 
 from __future__ import annotations
@@ -23,7 +28,16 @@ import filelock
 from sqlite_utils import Database
 
 from .errors import SnapbuildError, TargetError, VerifyError
-from .fsutil import fsync_dir, fsync_file, remove_quietly
+from .fsutil import (
+    create_exclusive,
+    fsync_dir,
+    fsync_file,
+    is_link,
+    lock_problem,
+    read_nofollow,
+    remove_quietly,
+    take_lock,
+)
 from .manifest import (
     DB_NAME,
     MANIFEST_NAME,
@@ -133,11 +147,7 @@ def run_export(
     report("validate", 0, _TOTAL_STEPS)
     check_source_file(source)
     _prepare_target(target)
-    lock = filelock.FileLock(str(target / LOCK_NAME), timeout=max(busy_timeout, 0.0))
-    try:
-        lock.acquire()
-    except filelock.Timeout:
-        raise TargetError(f"another export is writing to {target}", path=target) from None
+    lock = _target_lock(target, busy_timeout)
     try:
         recover_target(target)
         temp = target / f"{_TEMP_PREFIX}{uuid.uuid4().hex}{_TEMP_SUFFIX}"
@@ -205,7 +215,7 @@ def build_snapshot_db(
 
     Args:
         source: the source catalog.
-        path: the new database file.
+        path: the new database file (it must not exist; nor may ``path-side``).
         busy_timeout: seconds to wait for a writer that locks the source.
         progress: optional ``progress(stage, done, total)`` callback.
         side_reader: let a second connection do part of the work on another
@@ -213,10 +223,18 @@ def build_snapshot_db(
 
     Raises:
         SourceError: the source is unreadable, locked beyond ``busy_timeout`` or invalid.
-        TargetError: ``path`` cannot be written (e.g. the disk is full).
+        TargetError: ``path`` exists or cannot be written (e.g. the disk is full).
     """
     # Scratch space of the side reader; a leftover is removed like the temporary database itself.
     scratch = path.with_name(path.name + "-side")
+    # Both new and empty, created here so that SQLite opens files that are ours (never through a link).
+    for new_file in (path, scratch):
+        try:
+            create_exclusive(new_file)
+        except OSError as error:
+            if new_file == scratch:
+                remove_quietly(path)
+            raise TargetError(f"cannot create {new_file}: {error.strerror or error}", path=new_file) from None
     conn = sqlite3.connect(str(path), uri=True, isolation_level=None, timeout=busy_timeout)
     try:
         db = Database(conn, recursive_triggers=False, execute_plugins=False)
@@ -297,6 +315,22 @@ def _seal(temp: Path, checked: tuple[str, ...]) -> tuple[str, str]:
         return plain.result(), content.result()
 
 
+def _target_lock(target: Path, busy_timeout: float) -> filelock.FileLock:
+    """Take the target's export lock (see :func:`snapbuild.fsutil.take_lock`); return the held lock.
+
+    Raises:
+        TargetError: the lock file is a link, the directory cannot be written,
+            or another export held the lock for ``busy_timeout`` seconds.
+    """
+    path = target / LOCK_NAME
+    try:
+        return take_lock(path, busy_timeout)
+    except filelock.Timeout:
+        raise TargetError(f"another export is writing to {target}", path=target) from None
+    except OSError as error:
+        raise TargetError(lock_problem(error, path, "the target directory"), path=path) from None
+
+
 def _prepare_target(target: Path) -> None:
     if target.exists() and not target.is_dir():
         raise TargetError(f"target path is a file, not a directory: {target}", path=target)
@@ -310,11 +344,12 @@ def _current_manifest(target: Path, content_digest: str) -> SnapshotManifest | N
     """The target's manifest if it has ``content_digest`` and its database matches it, else None."""
     db_path = target / DB_NAME
     manifest_path = target / MANIFEST_NAME
-    if not (db_path.is_file() and manifest_path.is_file()):
+    # A link in place of either is not the target's own pair: publishing replaces it.
+    if is_link(db_path) or is_link(manifest_path) or not db_path.is_file():
         return None
     try:
-        manifest = SnapshotManifest.read(manifest_path)
-    except VerifyError:
+        manifest = SnapshotManifest.from_bytes(read_nofollow(manifest_path), path=manifest_path)
+    except (VerifyError, OSError):
         return None
     if manifest.content_digest != content_digest or file_sha256(db_path) != manifest.db_sha256:
         return None
@@ -326,18 +361,19 @@ def recover_target(target: Path) -> None:
 
     A pending manifest whose ``db_sha256`` matches ``catalog_read.db`` was
     killed between the two replaces: it is moved into place. Anything else
-    left over (temporary databases, stale pending manifests) is removed.
+    left over (temporary databases, stale pending manifests, a link where a
+    pending manifest belongs) is removed.
     """
     for leftover in target.glob(f"{_TEMP_PREFIX}*"):
         if leftover.name.endswith(_TEMP_SUFFIX) or _TEMP_SUFFIX + "-" in leftover.name:
             remove_quietly(leftover)
     pending = target / PENDING_MANIFEST_NAME
-    if not pending.exists():
+    if not (pending.exists() or is_link(pending)):
         return
     try:
-        manifest = SnapshotManifest.read(pending)
+        manifest = SnapshotManifest.from_bytes(read_nofollow(pending), path=pending)
         db_path = target / DB_NAME
-        if db_path.is_file() and file_sha256(db_path) == manifest.db_sha256:
+        if not is_link(db_path) and db_path.is_file() and file_sha256(db_path) == manifest.db_sha256:
             os.replace(pending, target / MANIFEST_NAME)
             fsync_dir(target)
             return
@@ -350,10 +386,13 @@ def _publish(target: Path, temp_db: Path, manifest: SnapshotManifest) -> None:
     """Replace the database, then the manifest (the commit point), each atomically, then make both durable."""
     pending = target / PENDING_MANIFEST_NAME
     try:
-        with open(pending, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(manifest.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
+        remove_quietly(pending)  # recover_target removed it already; this is the lock holder's name
+        try:
+            create_exclusive(pending, manifest.to_json().encode("utf-8"), sync=True)
+        except FileExistsError:
+            raise TargetError(
+                f"{pending} appeared while the export held the lock; refusing to write through it", path=pending
+            ) from None
         # Back to back, nothing between them: the only moment a kill leaves the
         # new database beside the old manifest is between these two syscalls
         # (and recover_target finishes such a pair). One fsync of the directory

@@ -7,10 +7,9 @@ and the history (``snapshots``, ``git``): neither knows about the other.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +21,7 @@ from .export import ExportResult, run_export
 from .git import remote
 from .git.remote import PushResult
 from .defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT
-from .git.store import STAGING_NAME, ensure_repo, repo_lock
+from .git.store import open_or_create, repo_lock, staging_dir
 from .manifest import DB_NAME, MANIFEST_NAME, SnapshotManifest
 from .readmodel import Progress
 from .signing.keys import SigningKey
@@ -51,6 +50,7 @@ class RunResult:
         push_error: why the push failed; the commit stands and the next run pushes again.
         notified: the receivers told about the snapshot, when a notifier was given and
             the push (if any) succeeded.
+        created_repo: this run created the repository.
     """
 
     exported: ExportResult
@@ -58,6 +58,7 @@ class RunResult:
     pushed: PushResult | None = None
     push_error: PushError | None = None
     notified: Announcement | None = None
+    created_repo: bool = False
 
 
 def export_and_commit(
@@ -75,6 +76,7 @@ def export_and_commit(
     env: Mapping[str, str] | None = None,
     notifier: Notifier | None = None,
     signer: SigningKey | None = None,
+    push_progress: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Export the catalog and commit it, holding the writer lock throughout; then push if asked.
 
@@ -93,6 +95,8 @@ def export_and_commit(
     Args:
         git: the git CLI for the push (deltas), or None for dulwich's client.
         env: the push transport's environment (see ``git.remote.push``).
+        progress: ``progress(stage, done, total)`` through the export's stages, then ``"commit"`` in bytes.
+        push_progress: receives the push's progress output (see ``git.remote.push``).
         notifier: the receivers to tell about the snapshot, or None.
         signer: the key that signs the commit (see ``snapshots.commit_locked``), or None.
 
@@ -104,22 +108,20 @@ def export_and_commit(
         SigningKeyError: ``signer`` could not sign; ``main`` did not move.
     """
     author_bytes = parse_author(author)
-    git_dir = ensure_repo(repo_path)
+    git_dir, created = open_or_create(repo_path)
     require_snapshot_repo(git_dir)
     with repo_lock(git_dir, lock_timeout):
-        snapshot_dir = Path(target_dir) if target_dir is not None else git_dir / STAGING_NAME
-        try:
+        with staging_dir(git_dir) if target_dir is None else nullcontext(Path(target_dir)) as snapshot_dir:
             exported = run_export(
                 source_db, snapshot_dir, generated_at=generated_at, busy_timeout=busy_timeout, progress=progress
             )
-            committed = commit_locked(git_dir, snapshot_dir / DB_NAME, exported.manifest, author_bytes, signer=signer)
-        finally:
-            if target_dir is None:
-                shutil.rmtree(snapshot_dir, ignore_errors=True)
+            committed = commit_locked(
+                git_dir, snapshot_dir / DB_NAME, exported.manifest, author_bytes, signer=signer, progress=progress
+            )
     pushed = None
     if push_to is not None:
         try:
-            pushed = remote.push(git_dir, push_to, git=git, env=env)
+            pushed = remote.push(git_dir, push_to, git=git, env=env, progress=push_progress)
         except PushError as error:
             if notifier is not None and committed.changed:
                 from .notify import owe
@@ -128,16 +130,17 @@ def export_and_commit(
                     owe(git_dir, notifier.urls, committed.commit)  # told once a later run has pushed it
                 except OSError:
                     pass  # then told with the next new snapshot
-            return RunResult(exported, committed, push_error=error)  # consumers could not pull it yet
+            # Consumers could not pull it yet.
+            return RunResult(exported, committed, push_error=error, created_repo=created)
     if notifier is None:
-        return RunResult(exported, committed, pushed=pushed)
+        return RunResult(exported, committed, pushed=pushed, created_repo=created)
     from .notify import announce  # HTTP and TLS load only for a run that notifies
 
     snapshot, *previous = snapshot_history(git_dir, committed.commit, limit=2)
     notified = announce(
         git_dir, snapshot.to_dict(), previous[0].commit if previous else None, notifier, new=committed.changed
     )
-    return RunResult(exported, committed, pushed=pushed, notified=notified)
+    return RunResult(exported, committed, pushed=pushed, notified=notified, created_repo=created)
 
 
 @contextmanager

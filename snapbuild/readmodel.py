@@ -35,6 +35,7 @@ from .source import (
     bad_type,
     check_no_null,
     check_source_type,
+    raise_bad_locator,
     raise_id_problem,
     raise_null,
     raise_type,
@@ -78,24 +79,6 @@ def _insert_entities(db: Database, sql: str, source: str) -> int:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _insert_playlist_tracks(db: Database, stats: BuildStats) -> int:
-    """Insert the playlist rows; exact duplicate rows are dropped and counted."""
-    try:
-        return db.execute(INSERT_PLAYLIST_TRACKS.format(conflict="")).rowcount
-    except sqlite3.IntegrityError as error:
-        kind, where = _constraint(error)
-        if kind == "NOT NULL":
-            raise_null(db, where)
-    # Duplicate rows (the statement was rolled back). Rule out NULLs first,
-    # since OR IGNORE would skip them silently, then count what it drops.
-    for column in ("playlist_id", "position", "song_id"):
-        check_no_null(db, f"catalog_playlist_tracks.{column}")
-    inserted = db.execute(INSERT_PLAYLIST_TRACKS.format(conflict="OR IGNORE ")).rowcount
-    total = db.execute("SELECT count(*) FROM src.playlist_songs").fetchone()[0]
-    stats.repair("playlist_tracks_duplicate_rows", total - inserted)
-    return inserted
-
-
 class _IdSet:
     """An SQL membership test for the ids of a read-model table, as cheap as the ids allow.
 
@@ -125,20 +108,28 @@ class _IdSet:
             self.params = {f"{table}_map": bytes(present), f"{table}_low": low}
 
     def missing(self, column: str) -> str:
-        """An SQL condition, true when ``column`` (never NULL) names no row of the table."""
+        """An SQL condition: 1 when ``column`` names no row of the table, NULL when it is NULL, else 0.
+
+        ``column`` may be a source column of any declared type: a value is
+        taken as the read model's INTEGER column would take it (``'42'`` is
+        42, ``'abc'`` and 1.5 name no row).
+        """
         name = self.table
-        # A value that is not an integer (text, a fraction, a blob) names no row.
-        not_an_id = f"{column} <> CAST({column} AS INTEGER)"  # cheaper than typeof() per row
+        # The CAST has INTEGER affinity, so the comparison applies it to the
+        # value: only what the read model would not store as an integer differs.
+        # Cheaper than typeof() per row.
+        not_an_id = f"{column} <> CAST({column} AS INTEGER)"
+        ident = f"CAST({column} AS INTEGER)"
         if self._mode == "range":
-            return f"({not_an_id} OR {column} NOT BETWEEN :{name}_low AND :{name}_high)"
+            return f"({not_an_id} OR {ident} NOT BETWEEN :{name}_low AND :{name}_high)"
         if self._mode == "map":
             # The low test first: substr() counts a negative start from the end
             # (past the end it gives '', which is "missing" as it should be).
             return (
-                f"({not_an_id} OR {column} < :{name}_low OR "
-                f"substr(:{name}_map, {column} - :{name}_low + 1, 1) IS NOT x'01')"
+                f"({not_an_id} OR {ident} < :{name}_low OR "
+                f"substr(:{name}_map, {ident} - :{name}_low + 1, 1) IS NOT x'01')"
             )
-        return f"({not_an_id} OR {column} NOT IN (SELECT +{self.key} FROM {name}))"
+        return f"({not_an_id} OR {ident} NOT IN (SELECT +{self.key} FROM {name}))"
 
 
 def _position_pairs(db: Database) -> int:
@@ -148,34 +139,71 @@ def _position_pairs(db: Database) -> int:
     ).fetchone()[0]
 
 
-def _check_playlist_tracks(db: Database, stats: BuildStats, inserted: int) -> int:
-    """Drop playlist rows whose playlist or track is missing, count position ties; return the rows kept."""
+def _insert_playlist_tracks(db: Database, stats: BuildStats) -> int:
+    """Insert the playlist rows whose playlist and song exist, each once; count what is dropped and the ties.
+
+    Rows are dropped by the INSERT itself, never inserted and deleted: a
+    deleted row leaves its bytes in the page, and the same rows must always
+    give the same file.
+    """
     playlists = _IdSet(db, "catalog_playlists", "playlist_id")
     songs = _IdSet(db, "catalog_tracks", "song_id")
     no_playlist, no_song = playlists.missing("playlist_id"), songs.missing("song_id")
-    dangling = db.execute(
-        f"SELECT count(*) FROM catalog_playlist_tracks WHERE {no_playlist} OR {no_song}",
-        {**playlists.params, **songs.params},
-    ).fetchone()[0]
-    if dangling:
-        dropped_playlist = db.execute(
-            f"DELETE FROM catalog_playlist_tracks WHERE {no_playlist}", playlists.params
-        ).rowcount
-        dropped_song = db.execute(f"DELETE FROM catalog_playlist_tracks WHERE {no_song}", songs.params).rowcount
+    params = {**playlists.params, **songs.params}
+    # NULLs pass ("IS NOT 1"), so that the table's NOT NULL refuses them.
+    keep = f"{no_playlist} IS NOT 1 AND {no_song} IS NOT 1"
+    try:
+        inserted = db.execute(INSERT_PLAYLIST_TRACKS.format(conflict="", keep=keep), params).rowcount
+    except sqlite3.IntegrityError as error:
+        kind, where = _constraint(error)
+        if kind == "NOT NULL":
+            raise_null(db, where)
+        # Duplicate rows (the statement was rolled back). Rule out NULLs first,
+        # since OR IGNORE would skip them silently.
+        for column in ("playlist_id", "position", "song_id"):
+            check_no_null(db, f"catalog_playlist_tracks.{column}")
+        inserted = db.execute(INSERT_PLAYLIST_TRACKS.format(conflict="OR IGNORE ", keep=keep), params).rowcount
+    total = db.execute("SELECT count(*) FROM src.playlist_songs").fetchone()[0]
+    if total != inserted:
+        # Rare: a pass over the source counts the distinct dropped rows of each
+        # kind (a repeated dangling row is one drop and one duplicate).
+        dropped_playlist, dropped_song = db.execute(
+            f"SELECT coalesce(sum({no_playlist}), 0), coalesce(sum(NOT {no_playlist} AND {no_song}), 0) FROM "
+            f"(SELECT DISTINCT playlist_id, position, song_id FROM src.playlist_songs "
+            f"WHERE {no_playlist} OR {no_song})",
+            params,
+        ).fetchone()
         stats.repair("playlist_tracks_missing_playlist", dropped_playlist)
         stats.repair("playlist_tracks_missing_song", dropped_song)
-        inserted -= dropped_playlist + dropped_song
+        stats.repair("playlist_tracks_duplicate_rows", total - inserted - dropped_playlist - dropped_song)
     # Two songs at one position stay, ordered by song_id (the key's last column); count them.
     stats.repair("playlist_position_ties", inserted - _position_pairs(db))
     return inserted
 
 
+def _insert_files(db: Database, sql: str, params: dict[str, object]) -> int:
+    """Run an INSERT of catalog_track_files; a locator the public path function refused is named by its row."""
+    try:
+        return db.execute(sql, params).rowcount
+    except sqlite3.OperationalError as error:
+        if "user-defined function raised exception" in str(error):
+            raise_bad_locator(db)
+        raise
+
+
 def _insert_track_files(db: Database, stats: BuildStats, side_paths: bool) -> int:
-    """Insert the active file locations; ones whose asset, backend or track is missing are dropped and counted."""
+    """Insert the active file locations; ones whose asset, backend or track is missing are dropped and counted.
+
+    As for the playlist rows, a location of a missing track is left out by
+    the INSERT itself, never inserted and deleted.
+    """
+    songs = _IdSet(db, "catalog_tracks", "song_id")
+    keep = f"{songs.missing('fa.song_id')} IS NOT 1"
+    no_asset = no_backend = 0
     try:
         # LEFT JOINs: a dangling reference shows up as a NULL the table refuses,
         # so the common, clean case needs no extra pass over the source.
-        inserted = db.execute(insert_track_files_sql(side_paths=side_paths)).rowcount
+        inserted = _insert_files(db, insert_track_files_sql(side_paths=side_paths, keep=keep), songs.params)
     except sqlite3.IntegrityError as error:
         kind, where = _constraint(error)
         if kind != "NOT NULL":
@@ -194,15 +222,11 @@ def _insert_track_files(db: Database, stats: BuildStats, side_paths: bool) -> in
             raise_null(db, where)
         for column in ("location_id", "locator", "is_primary", "song_id", "backend_type", "backend_name"):
             check_no_null(db, f"catalog_track_files.{column}")
-        inserted = db.execute(insert_track_files_sql(join="", side_paths=side_paths)).rowcount
+        inserted = _insert_files(db, insert_track_files_sql(join="", side_paths=side_paths, keep=keep), songs.params)
         stats.repair("track_files_missing_asset", no_asset)
         stats.repair("track_files_missing_backend", no_backend)
-    songs = _IdSet(db, "catalog_tracks", "song_id")
-    missing_song = songs.missing("song_id")
-    if db.execute(f"SELECT 1 FROM catalog_track_files WHERE {missing_song} LIMIT 1", songs.params).fetchone():
-        dropped = db.execute(f"DELETE FROM catalog_track_files WHERE {missing_song}", songs.params).rowcount
-        stats.repair("track_files_missing_song", dropped)
-        inserted -= dropped
+    active_count = db.execute("SELECT count(*) FROM src.file_locations WHERE status = 'active'").fetchone()[0]
+    stats.repair("track_files_missing_song", active_count - no_asset - no_backend - inserted)
     return inserted
 
 
@@ -258,7 +282,7 @@ def build_tables(
     report("catalog_tracks", 1, steps)
     counts["catalog_tracks"] = _insert_entities(db, INSERT_TRACKS, "songs")
     report("catalog_playlist_tracks", 2, steps)
-    counts["catalog_playlist_tracks"] = _check_playlist_tracks(db, stats, _insert_playlist_tracks(db, stats))
+    counts["catalog_playlist_tracks"] = _insert_playlist_tracks(db, stats)
     report("catalog_track_files", 3, steps)
     counts["catalog_track_files"] = _insert_track_files(db, stats, encoded_paths() if encoded_paths else False)
     report("catalog_toplists", 4, steps)

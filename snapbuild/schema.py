@@ -189,6 +189,7 @@ ORDER BY id"""
 INSERT_PLAYLIST_TRACKS = """INSERT {conflict}INTO catalog_playlist_tracks (playlist_id, position, song_id)
 SELECT playlist_id, position, song_id
 FROM src.playlist_songs
+WHERE {keep}
 ORDER BY +playlist_id, +position, +song_id"""
 
 #: The percent-encoded path of a locator, computed in SQL through quote_path (as
@@ -207,7 +208,7 @@ _BACKENDS_CTE = """WITH sb AS MATERIALIZED (
 
 
 def insert_track_files_sql(*, conflict: str = "", join: str = "LEFT", path: str = QUOTED_PATH,
-                           side_paths: bool = False) -> str:
+                           side_paths: bool = False, keep: str = "1") -> str:
     """The INSERT ... SELECT of catalog_track_files.
 
     Args:
@@ -217,6 +218,7 @@ def insert_track_files_sql(*, conflict: str = "", join: str = "LEFT", path: str 
         path: the SQL expression for a locator's encoded path.
         side_paths: take the encoded paths from ``side.public_paths``, computed
             beside the build (see sidereader.SideReader), ``path`` only where missing.
+        keep: an SQL condition a row must meet to be inserted (``fa`` is its asset).
     """
     if side_paths:
         path = f"coalesce(pp.path, {path})"
@@ -233,7 +235,7 @@ FROM src.file_locations AS fl
 {join} JOIN src.file_assets AS fa ON fa.id = fl.file_asset_id
 {join} JOIN sb ON sb.id = fl.backend_id
 {paths_join}
-WHERE fl.status = 'active'
+WHERE fl.status = 'active' AND ({keep})
 ORDER BY fl.id"""
 
 

@@ -95,7 +95,11 @@ class CommitResult:
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One snapshot on ``main``, with its row-count changes against its parent (and its signature, when checked)."""
+    """One snapshot on ``main``, with its row-count changes against its parent (and its signature, when checked).
+
+    ``shallow`` marks the oldest commit a shallow clone holds: it has a
+    parent, but not in this clone, so its changes are unknown (empty).
+    """
 
     commit: str
     snapshot_id: str
@@ -104,6 +108,7 @@ class HistoryEntry:
     table_counts: dict[str, int]
     changes: dict[str, int | None]
     parent_snapshot_id: str | None
+    shallow: bool = False
     signature: SignatureCheck | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,6 +122,7 @@ class HistoryEntry:
             "table_counts": dict(self.table_counts),
             "changes": dict(self.changes),
             "parent_snapshot_id": self.parent_snapshot_id,
+            "shallow": self.shallow,
             **signature,
         }
 
@@ -262,15 +268,19 @@ def snapshot_history(
             return []
         sha: bytes | None = resolve_rev(repo, rev)
         info = _manifest_at(repo, sha) if sha else None
+        shallow_edges = repo.get_shallow()
         while sha and info and (limit is None or len(entries) < limit):
             commit = repo.object_store[sha]
             parent_sha = commit.parents[0] if commit.parents else None
             parent_info = None
+            shallow = False
             if parent_sha is not None:
                 try:
+                    if sha in shallow_edges:
+                        raise KeyError(parent_sha)
                     parent_info = _manifest_at(repo, parent_sha)
                 except KeyError:
-                    parent_sha = None  # the edge of a shallow clone
+                    parent_sha, shallow = None, True  # the edge of a shallow clone
             entries.append(
                 HistoryEntry(
                     commit=sha.decode(),
@@ -278,8 +288,9 @@ def snapshot_history(
                     generated_at=info.generated_at,
                     counts=info.counts,
                     table_counts=dict(info.table_counts),
-                    changes=_table_changes(info, parent_info),
+                    changes={} if shallow else _table_changes(info, parent_info),
                     parent_snapshot_id=parent_info.snapshot_id if parent_info else None,
+                    shallow=shallow,
                     signature=check_signature(repo, sha, signers) if signers is not None else None,
                 )
             )
@@ -319,7 +330,8 @@ def _ensure_tag(repo: Repo, snapshot_id: str, commit: bytes) -> bool:
 
 
 def commit_locked(
-    git_dir: Path, db_path: Path, manifest: SnapshotManifest, author: bytes, *, signer: SigningKey | None = None
+    git_dir: Path, db_path: Path, manifest: SnapshotManifest, author: bytes, *, signer: SigningKey | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> CommitResult:
     """Commit a snapshot database and its manifest onto ``main``; the caller holds the writer lock.
 
@@ -333,6 +345,7 @@ def commit_locked(
         manifest: its manifest.
         author: author and committer, as :func:`parse_author` returns it.
         signer: the key that signs the commit in git's SSH form (``gpgsig``), or None.
+        progress: optional ``progress("commit", bytes_done, bytes_total)`` while the database is stored.
 
     Raises:
         RepoError: the database is missing, ``generated_at`` is not the manifest's
@@ -377,7 +390,10 @@ def commit_locked(
                 needed=needed,
             )
 
-        db_blob = write_loose_blob(Path(repo.object_store.path), db_path)
+        db_blob = write_loose_blob(
+            Path(repo.object_store.path), db_path,
+            (lambda done, total: progress("commit", done, total)) if progress is not None else None,
+        )
         tree = Tree()
         tree.add(b".gitattributes", 0o100644, add_blob(repo, GITATTRIBUTES))
         tree.add(b"README.md", 0o100644, add_blob(repo, CONSUMER_README))

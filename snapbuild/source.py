@@ -12,7 +12,9 @@ and row.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import struct
 from pathlib import Path
 from typing import NoReturn
@@ -20,25 +22,54 @@ from typing import NoReturn
 from .errors import SourceBusyError, SourceError
 from .schema import COLUMN_SOURCES, LINK_TABLES, REQUIRED_COLUMNS, SMALL_TEXT_SOURCES, TYPED_COLUMNS
 from .sqlite import Executor, attach_readonly, is_utf8
+from .urls import locator_problem
 
 _MAGIC = b"SQLite format 3\x00"
 _HEADER_SIZE = 100
 
 
+def _file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, for a message."""
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a file"
+
+
 def check_source_file(path: Path) -> None:
-    """Check that ``path`` looks like a complete SQLite database before opening it.
+    """Check that ``path`` is a regular file that looks like a complete SQLite database, before SQLite opens it.
+
+    The file is opened without blocking (a FIFO would wait for a writer
+    forever) and checked through the open handle, so what is checked is what
+    was opened. A symbolic link to a catalog is fine.
 
     Raises:
-        SourceError: missing, a directory, empty, not a SQLite file, or shorter
-            than its header says (truncated).
+        SourceError: missing, a directory, not a regular file (a FIFO, a
+            device), empty, not a SQLite file, or shorter than its header
+            says (truncated).
     """
-    if not path.exists():
-        raise SourceError(f"source catalog not found: {path}")
-    if path.is_dir():
-        raise SourceError(f"source catalog is a directory, not a database file: {path}")
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as handle:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise SourceError(f"source catalog not found: {path}") from None
+    except OSError as error:
+        raise SourceError(f"cannot read source catalog {path}: {error.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise SourceError(f"source catalog is a directory, not a database file: {path}")
+    if not stat.S_ISREG(mode):
+        raise SourceError(f"source catalog is not a regular file ({_file_kind(mode)}): {path}")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with open(fd, "rb") as handle:
+            opened = os.fstat(handle.fileno())
+            if not stat.S_ISREG(opened.st_mode):  # replaced since the check above
+                raise SourceError(f"source catalog is not a regular file ({_file_kind(opened.st_mode)}): {path}")
+            size = opened.st_size
             header = handle.read(_HEADER_SIZE)
     except OSError as error:
         raise SourceError(f"cannot read source catalog {path}: {error.strerror}") from None
@@ -82,19 +113,29 @@ def translate_error(error: sqlite3.Error, path: Path, busy_timeout: float) -> So
 
 
 def check_schema(conn: Executor) -> None:
-    """Check that every table and column the read model reads exists, listing all that are missing.
+    """Check that every table and column the read model reads exists and is a table, listing all that are missing.
 
     Raises:
-        SourceError: the source has no tables, or lacks required tables or columns.
+        SourceError: the source has no tables, a required table is a view or
+            a virtual table, or required tables or columns are missing.
     """
-    present = {
-        name
-        for (name,) in conn.execute(
-            "SELECT name FROM src.sqlite_master WHERE type IN ('table', 'view')"
+    kinds = {
+        name: "a virtual table" if kind == "table" and (sql or "").lstrip()[:14].upper() == "CREATE VIRTUAL" else kind
+        for name, kind, sql in conn.execute(
+            "SELECT name, type, sql FROM src.sqlite_master WHERE type IN ('table', 'view')"
         ).fetchall()
     }
-    if not present:
+    if not kinds:
         raise SourceError("source catalog is empty: it has no tables")
+    for name in REQUIRED_COLUMNS:
+        # A view can run forever (a recursive one) or read other schemas; a
+        # virtual table may need a module this SQLite lacks.
+        if kinds.get(name, "table") != "table":
+            kind = "a view" if kinds[name] == "view" else kinds[name]
+            raise SourceError(
+                f"source catalog's {name} is {kind}, not a table: the export reads tables only", table=name
+            )
+    present = set(kinds)
     missing_tables = [name for name in REQUIRED_COLUMNS if name not in present]
     missing_columns: list[str] = []
     for table, columns in REQUIRED_COLUMNS.items():
@@ -292,3 +333,28 @@ def check_no_null(conn: Executor, where: str) -> None:
     ).fetchone()
     if row is not None:
         raise_null(conn, where)
+
+
+def raise_bad_locator(conn: Executor) -> NoReturn:
+    """Name the first active object-storage location whose locator cannot be a URL path.
+
+    Called when the public path function refused a locator inside a
+    statement, which does not say which row it was.
+    """
+    rows = conn.execute(
+        "SELECT fl.id, CAST(ltrim(fl.locator, '/') AS BLOB) FROM src.file_locations AS fl "
+        "JOIN src.storage_backends AS sb ON sb.id = fl.backend_id "
+        "WHERE fl.status = 'active' AND sb.backend_type = 'object_storage' AND fl.locator IS NOT NULL "
+        "ORDER BY fl.id"
+    )
+    for ident, locator in rows:
+        problem = locator_problem(locator)
+        if problem is not None:
+            raise SourceError(
+                f"file_locations.locator (id {ident}) is not a plain object path for a public URL: {problem}",
+                table="file_locations",
+                column="locator",
+                row=ident,
+            )
+    raise SourceError("a locator of an object-storage file is not a plain object path", table="file_locations",
+                      column="locator")

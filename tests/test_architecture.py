@@ -26,7 +26,7 @@ LAYERS: dict[str, dict[str, float]] = {
         "export": 5, "verify": 5,
         "snapshots": 6,
         "pipeline": 7,
-        "cli.base": 8.0, "cli.notify": 8.05, "cli.signing": 8.05, "cli.consumer": 8.1, "cli.export": 8.1, "cli.history": 8.1, "cli.sample": 8.1, "cli": 8.9,
+        "cli.base": 8.0, "cli.progress": 8.0, "cli.notify": 8.05, "cli.signing": 8.05, "cli.consumer": 8.1, "cli.export": 8.1, "cli.history": 8.1, "cli.sample": 8.1, "cli": 8.9,
         "__main__": 9, "": 9,
     },
     "origin_server": {

@@ -19,8 +19,10 @@ __all__ = ["cli", "main", "render_error"]
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn snapbuild's errors into one stderr line and an exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        cli.main(args=argv, prog_name="snapbuild", standalone_mode=False)
+        # No subcommand at all: the user is asking what there is.
+        cli.main(args=args or ["--help"], prog_name="snapbuild", standalone_mode=False)
     except SnapbuildError as error:
         click.echo(f"snapbuild: error: {render_error(error)}", err=True)
         if isinstance(error, NotifyError):

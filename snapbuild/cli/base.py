@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from ..defaults import DEFAULT_REPO
-from ..errors import RepoLockedError, SnapbuildError, SourceBusyError, UsageError
+from ..errors import NoRepositoryError, RepoLockedError, SnapbuildError, SourceBusyError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,7 +38,10 @@ _ARGUMENT_FLAGS = {
 _HINTS: tuple[tuple[type[SnapbuildError], str], ...] = (
     (RepoLockedError, "raise --lock-timeout to wait longer"),
     (SourceBusyError, "raise --busy-timeout to wait longer"),
+    (NoRepositoryError, "give the snapshot repository with --repo PATH, or run this inside a clone of it"),
 )
+#: What ``--repo`` means when it is not given, as ``--help`` shows it.
+REPO_DEFAULT = f"enclosing snapshot clone, else {DEFAULT_REPO}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,10 +50,23 @@ def cli() -> None:
     """Build deterministic read-model snapshots of a music catalog and version them with git."""
 
 
+def default_repo() -> Path:
+    """The clone of the snapshot repository the current directory is in (its top), else ``./snapshots.git``.
+
+    A clone is a git work tree whose HEAD holds a snapshot; another project's
+    checkout does not count.
+    """
+    from ..git.store import enclosing_work_tree
+    from ..manifest import DB_NAME, MANIFEST_NAME
+
+    return enclosing_work_tree(Path.cwd(), holding=(DB_NAME, MANIFEST_NAME)) or DEFAULT_REPO
+
+
 def repo_option(help: str = "Snapshot repository: the bare repository or any clone.") -> Callable[[F], F]:
-    """The ``--repo`` option, the same on every command that reads or writes the snapshot repository."""
+    """The ``--repo`` option, the same on every command that reads the snapshot repository (see :func:`default_repo`)."""
     return click.option(
-        "--repo", "repo_path", type=click.Path(path_type=Path), default=DEFAULT_REPO, show_default=True, help=help
+        "--repo", "repo_path", type=click.Path(path_type=Path), default=default_repo, show_default=REPO_DEFAULT,
+        help=help,
     )
 
 

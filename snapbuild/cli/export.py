@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,20 +15,20 @@ from ..defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT, DEFAULT_REPO
 from ..errors import UsageError
 from .base import cli
 from .notify import announcement_lines, notifier_from_options, notify_options
+from .progress import quiet_option, terminal_progress
 from .signing import allowed_signers_option, load_signer, load_signers, sign_key_option
 
 if TYPE_CHECKING:
     from ..export import ExportResult
-    from ..manifest import SnapshotManifest
+    from ..pipeline import RunResult
     from ..signing.keys import SigningKey
-    from ..snapshots import CommitResult
 
 
-def _commit_summary(
-    committed: CommitResult, manifest: SnapshotManifest, repo: Path, elapsed: float, signer: SigningKey | None = None
-) -> list[str]:
-    """The lines ``export --commit`` prints about the repository."""
+def _commit_summary(run: RunResult, repo: Path, elapsed: float, signer: SigningKey | None = None) -> list[str]:
+    """The lines ``export --commit`` prints about the repository (before the push, if any)."""
+    committed, manifest = run.committed, run.exported.manifest
     head = committed.commit[:12]
+    created = [f"created the snapshot repository {Path(repo).resolve()}"] if run.created_repo else []
     if not committed.changed:
         line = f"unchanged {committed.snapshot_id}: main in {repo} already holds this content ({head}); no commit"
         lines = [line + (f"; restored tag {committed.snapshot_id}" if committed.tag_created else "")]
@@ -44,8 +43,15 @@ def _commit_summary(
             f"{manifest.playlist_count} playlists, {manifest.track_count} tracks, {manifest.file_count} files; "
             f"{elapsed:.2f} s"
         ]
-    lines.append(f"consumers: git clone {Path(repo).resolve()} catalog   (then git pull --ff-only)")
-    return lines
+    return created + lines
+
+
+def _clone_hint(run: RunResult, repo: Path) -> str | None:
+    """How consumers get the new snapshot: clone the pushed remote, else the repository; None without a commit."""
+    if not run.committed.changed:
+        return None
+    where = run.pushed.remote if run.pushed is not None else Path(repo).resolve()
+    return f"consumers: git clone {where} catalog   (then git pull --ff-only)"
 
 
 def _generated_at(option: str | None, source_date_epoch: str | None) -> datetime:
@@ -60,28 +66,6 @@ def _generated_at(option: str | None, source_date_epoch: str | None) -> datetime
         except (ValueError, OverflowError, OSError):
             raise UsageError(f"SOURCE_DATE_EPOCH must be Unix seconds, not {source_date_epoch!r}") from None
     return datetime.now(timezone.utc)
-
-
-class _StageProgress:
-    """Render ``progress(stage, done, total)`` as a click progress bar on a terminal's stderr."""
-
-    def __init__(self) -> None:
-        self._bar: Any = None
-        self._done = 0
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if self._bar is None:
-            self._bar = click.progressbar(
-                length=total, label="export", file=sys.stderr, show_eta=False,
-                item_show_func=lambda item: item,
-            )
-            self._bar.__enter__()
-        self._bar.update(max(done - self._done, 0), current_item=stage)
-        self._done = max(done, self._done)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
 
 
 def _export_summary(result: ExportResult, target_dir: Path, elapsed: float) -> str:
@@ -120,12 +104,13 @@ def _export_summary(result: ExportResult, target_dir: Path, elapsed: float) -> s
               help="Seconds to wait for another writer of the repository.")
 @notify_options
 @sign_key_option()
+@quiet_option()
 @click.pass_context
 def export_command(
     ctx: click.Context, source_db: Path, target_dir: Path | None, generated_at: str | None, busy_timeout: float,
     as_json: bool, commit: bool, repo_path: Path | None, author: str | None, push_remote: str | None,
     lock_timeout: float, notify_urls: tuple[str, ...], notify_secret_file: Path | None, notify_timeout: float,
-    sign_key: Path | None,
+    sign_key: Path | None, quiet: bool,
 ) -> None:
     """Export the catalog's read model to DIR/catalog_read.db and DIR/manifest.json.
 
@@ -142,8 +127,11 @@ def export_command(
     keeps the commit id reproducible.
 
     With --notify URL and --notify-secret-file, each receiver gets a signed
-    JSON notice of the snapshot once it is committed and pushed; a receiver
-    not reached is told on the next run (see docs/consumers.md).
+    JSON notice of a new snapshot once it is committed and pushed; a
+    receiver not reached is told on the next run (see docs/consumers.md).
+
+    On a terminal, a step that takes more than a few seconds shows its
+    progress on stderr (the export, the commit, git's own for the push).
 
     Exit status: 0 done; 1 the export, the commit or the push failed; 2 a
     usage error; 3 the snapshot is committed (and pushed) but a receiver was
@@ -174,7 +162,7 @@ def export_command(
         signer = load_signer(sign_key) if sign_key is not None else None  # and so does a key that cannot sign
     notifier = notifier_from_options(notify_urls, notify_secret_file, notify_timeout)
     stamp = _generated_at(generated_at, os.environ.get("SOURCE_DATE_EPOCH"))
-    progress = _StageProgress() if sys.stderr.isatty() else None
+    progress = terminal_progress(quiet)
     started = time.monotonic()
     run = None
     repo = repo_path or DEFAULT_REPO
@@ -186,7 +174,7 @@ def export_command(
                 source_db, repo, generated_at=stamp, author=author or DEFAULT_AUTHOR, lock_timeout=lock_timeout,
                 target_dir=target_dir, busy_timeout=busy_timeout, progress=progress,
                 push_to=push_remote, git=shutil.which("git"), env=dict(os.environ), notifier=notifier,
-                signer=signer,
+                signer=signer, push_progress=progress.git_text if progress is not None else None,
             )
             result = run.exported
         else:
@@ -198,17 +186,21 @@ def export_command(
             progress.close()
     if as_json:
         click.echo(result.manifest.to_json(), nl=False)
-    elif target_dir is not None:
+    elif target_dir is not None and not quiet:
         click.echo(_export_summary(result, target_dir, time.monotonic() - started))
     if run is not None:
-        for line in _commit_summary(run.committed, result.manifest, repo, time.monotonic() - started, signer):
+        lines = _commit_summary(run, repo, time.monotonic() - started, signer)
+        if run.push_error is None:
+            if run.pushed is not None:
+                lines.append(f"pushed main and tags to {run.pushed.remote} (with {run.pushed.tool})")
+            hint = _clone_hint(run, repo)
+            lines += [hint] if hint is not None else []
+        for line in [] if quiet else lines:
             click.echo(line, err=as_json)
         if run.push_error is not None:
             raise run.push_error
-        if run.pushed is not None:
-            click.echo(f"pushed main and tags to {run.pushed.remote} (with {run.pushed.tool})", err=as_json)
         if run.notified is not None:
-            for line in announcement_lines(run.notified):
+            for line in [] if quiet else announcement_lines(run.notified):
                 click.echo(line, err=as_json)
             if (failed := run.notified.error()) is not None:
                 raise failed

@@ -12,6 +12,7 @@ import click
 from ..defaults import DEFAULT_LOCK_TIMEOUT
 from ..errors import UsageError
 from .base import cli, human_bytes, repo_option
+from .progress import quiet_option, terminal_progress
 from .signing import allowed_signers_option, load_signers, signature_status
 
 if TYPE_CHECKING:
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 
 def _change_summary(entry: HistoryEntry) -> str:
+    if entry.shallow:
+        return "earlier snapshots are not in this shallow clone"
     if entry.parent_snapshot_id is None:
         return "first snapshot"
     parts = []
@@ -68,21 +71,33 @@ def log_command(repo_path: Path, rev: str, max_count: int | None, as_json: bool,
 @repo_option("The snapshot repository to repack.")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=DEFAULT_LOCK_TIMEOUT, show_default=True,
               help="Seconds to wait for a running export --commit.")
-def gc_command(repo_path: Path, lock_timeout: float) -> None:
+@quiet_option()
+def gc_command(repo_path: Path, lock_timeout: float, quiet: bool) -> None:
     """Repack the snapshot repository (git CLI with deltas if installed, else dulwich).
 
     dulwich writes every snapshot as a whole loose object; run this now and then
-    (e.g. weekly) so the repository and what consumers fetch stay small.
+    (e.g. weekly) so the repository and what consumers fetch stay small. On a
+    terminal it shows git's own progress (or dulwich's).
 
     Example: snapbuild gc --repo snapshots.git
     """
     from ..git.remote import gc
 
-    result = gc(repo_path, git=shutil.which("git"), lock_timeout=lock_timeout)
-    click.echo(
-        f"repacked {repo_path} with {result.tool}: "
-        f"{human_bytes(result.size_before)} -> {human_bytes(result.size_after)}"
-    )
+    progress = terminal_progress(quiet)
+    try:
+        result = gc(
+            repo_path, git=shutil.which("git"), lock_timeout=lock_timeout,
+            progress=progress.status if progress is not None else None,
+            git_progress_to_stderr=progress is not None,
+        )
+    finally:
+        if progress is not None:
+            progress.close()
+    if not quiet:
+        click.echo(
+            f"repacked {repo_path} with {result.tool}: "
+            f"{human_bytes(result.size_before)} -> {human_bytes(result.size_after)}"
+        )
 
 
 def _render_key(example: dict[str, object]) -> str:
@@ -125,11 +140,14 @@ def diff_command(repo_path: Path, revs: tuple[str, ...], examples: int, as_json:
         click.echo(f"  {name}: {table.added} added, {table.removed} removed, {table.changed} changed")
         if table.columns_added or table.columns_removed:
             click.echo(f"    columns: +{list(table.columns_added)} -{list(table.columns_removed)}")
-        for kind, keys, total in (
-            ("added", table.added_examples, table.added),
-            ("removed", table.removed_examples, table.removed),
-            ("changed", table.changed_examples, table.changed),
+        changed = tuple(
+            f"{_render_key(key)} ({', '.join(columns)})" for key, columns in zip(table.changed_examples, table.changed_columns)
+        )
+        for kind, shown, total in (
+            ("added", tuple(map(_render_key, table.added_examples)), table.added),
+            ("removed", tuple(map(_render_key, table.removed_examples)), table.removed),
+            ("changed", changed, table.changed),
         ):
-            if keys:
-                more = f"; ... {total - len(keys)} more" if total > len(keys) else ""
-                click.echo(f"    {kind + ':':8} " + "; ".join(_render_key(key) for key in keys) + more)
+            if shown:
+                more = f"; ... {total - len(shown)} more" if total > len(shown) else ""
+                click.echo(f"    {kind + ':':8} " + "; ".join(shown) + more)

@@ -17,8 +17,10 @@ from .base import cli
               help="Number of playlists (~50 rows each).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same catalog.")
 @click.option("--media-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also write a 3-second WAV tone (48 KB) at DIR/LOCATOR for every active nas-main "
-                   "file: about one per three tracks. Existing files are kept.")
+              help="Also write a 24-second tone at DIR/LOCATOR for every active nas-main file (about one "
+                   "per three tracks): real FLAC (~70 KB) or MP3 (~25 KB) as the locator says, with the "
+                   "'audio' extra installed (pip install 'snapbuild[audio]'); without it WAV files named "
+                   ".wav. Existing files are kept.")
 @click.option("--force", is_flag=True, help="Replace OUT even if it is not a sample catalog.")
 def sample_catalog_command(
     out: Path, tracks: int, playlists: int, seed: int, media_dir: Path | None, force: bool
@@ -41,3 +43,12 @@ def sample_catalog_command(
         out, tracks=tracks, playlists=playlists, seed=seed, media_dir=media_dir, overwrite=True
     )
     click.echo(f"wrote {out}: {stats.summary()}")
+    if media_dir is not None:
+        from ..sample.media import media_as_wav
+
+        if media_as_wav():
+            click.echo(
+                f"note: the media in {media_dir} are WAV files named .wav, not at the catalog's .flac and .mp3 "
+                "locators (soundfile is not installed): pip install 'snapbuild[audio]' for real FLAC and MP3",
+                err=True,
+            )

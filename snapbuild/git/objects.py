@@ -12,6 +12,7 @@ import os
 import stat
 import tempfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,13 +27,16 @@ TMP_OBJECT_PREFIX = "tmp_snapbuild_"
 CHUNK_SIZE = 1 << 20
 
 
-def write_loose_blob(objects_dir: Path, source: Path) -> bytes:
+def write_loose_blob(
+    objects_dir: Path, source: Path, progress: Callable[[int, int], None] | None = None
+) -> bytes:
     """Stream a file into the object store as a loose blob and return its hex id.
 
     sha1 over ``blob <n>\\0`` + data while zlib (level 1) compresses 1 MiB pieces
     into a temporary file inside ``objects/``; fsync, then rename into
     ``objects/xx/...``. Memory stays at a few MiB whatever the file's size.
     An object already present is kept and the temporary file dropped.
+    ``progress(bytes_read, size)`` follows each piece.
 
     Raises:
         RepoError: the file changed size while it was read.
@@ -51,6 +55,8 @@ def write_loose_blob(objects_dir: Path, source: Path) -> bytes:
                 seen += len(chunk)
                 digest.update(chunk)
                 out.write(compressor.compress(chunk))
+                if progress is not None:
+                    progress(seen, size)
             out.write(compressor.flush())
             if seen != size:
                 raise RepoError(f"{source} changed while it was committed", path=source)

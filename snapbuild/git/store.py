@@ -7,6 +7,10 @@ dies, so no lock file outlives a crash. Holding it also proves that any
 ``packed-refs.lock``) belongs to a dead snapbuild writer, so it is removed,
 with the temporary objects and the scratch directory such a writer left.
 Plain git writers outside snapbuild are not expected on this repository.
+None of these scratch files is ever followed through a symbolic link: the
+lock file is opened with ``O_NOFOLLOW`` (see :mod:`snapbuild.fsutil`), a
+link among the leftovers is removed as a link, and the scratch directory is
+created anew each time.
 """
 
 from __future__ import annotations
@@ -15,15 +19,16 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
-from ..errors import RepoError, RepoLockedError
+from ..errors import NoRepositoryError, RepoError, RepoLockedError
+from ..fsutil import is_link, lock_problem, remove_quietly, remove_tree, take_lock
 from .objects import TMP_OBJECT_PREFIX
 from .revisions import HEADS_PREFIX
 
@@ -45,13 +50,33 @@ def open_repo(repo_path: str | os.PathLike[str]) -> Repo:
     """Open a bare repository or a clone's work tree.
 
     Raises:
-        RepoError: the path is not a git repository.
+        NoRepositoryError: the path is not a git repository.
     """
     path = Path(repo_path)
     try:
         return Repo(str(path))
     except (NotGitRepository, FileNotFoundError, NotADirectoryError) as error:
-        raise RepoError(f"{path} is not a git repository", path=path) from error
+        raise NoRepositoryError(f"{path} is not a git repository", path=path) from error
+
+
+def enclosing_work_tree(start: Path, *, holding: Collection[str]) -> Path | None:
+    """The top of the git work tree around ``start`` if its HEAD commit holds every name in ``holding``, else None.
+
+    Like git, the nearest directory at or above ``start`` with a ``.git``
+    decides; a work tree whose HEAD lacks one of the names (another
+    project's checkout), or has no commit yet, gives None.
+    """
+    for directory in (start, *start.parents):
+        if not (directory / ".git").exists():
+            continue
+        try:
+            with reading(directory) as repo:
+                tree = repo[repo[repo.head()].tree]
+                wanted = all(name.encode("utf-8") in tree for name in holding)  # type: ignore[operator]
+        except (RepoError, KeyError, AttributeError, OSError):
+            return None
+        return directory if wanted else None
+    return None
 
 
 @contextmanager
@@ -81,6 +106,15 @@ def git_dir_of(repo_path: str | os.PathLike[str]) -> Path:
 def ensure_repo(repo_path: str | os.PathLike[str]) -> Path:
     """Return the git directory at ``repo_path``, creating a bare repository there if absent.
 
+    Raises:
+        RepoError: the path exists but is neither a git repository nor an empty directory.
+    """
+    return open_or_create(repo_path)[0]
+
+
+def open_or_create(repo_path: str | os.PathLike[str]) -> tuple[Path, bool]:
+    """Return the git directory at ``repo_path`` and whether this call created it (a bare repository).
+
     A new repository is initialised in a sibling temporary directory and renamed into
     place, so a crash never leaves a half-made one and two first writers cannot both
     create it. HEAD names ``refs/heads/main``; the user's git config is never read.
@@ -90,9 +124,9 @@ def ensure_repo(repo_path: str | os.PathLike[str]) -> Path:
     """
     path = Path(repo_path)
     if path.is_dir() and any(path.iterdir()):
-        return git_dir_of(path)
+        return git_dir_of(path), False
     if path.exists() and not path.is_dir():
-        raise RepoError(f"{path} is not a git repository", path=path)
+        raise NoRepositoryError(f"{path} is not a git repository", path=path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.init-", dir=path.parent))
     try:
@@ -101,6 +135,7 @@ def ensure_repo(repo_path: str | os.PathLike[str]) -> Path:
             configure(repo)
         finally:
             repo.close()
+        created = True
         try:
             if path.is_dir():
                 path.rmdir()  # an empty directory: take its place
@@ -108,10 +143,10 @@ def ensure_repo(repo_path: str | os.PathLike[str]) -> Path:
         except OSError:
             if not (path.is_dir() and any(path.iterdir())):
                 raise
-            # Another first writer won the race: use its repository.
+            created = False  # another first writer won the race: use its repository
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ensure_repo(path)
+    return open_or_create(path)[0], created
 
 
 def configure(repo: Repo) -> bool:
@@ -147,17 +182,20 @@ def repo_lock(git_dir: Path, timeout: float) -> Iterator[None]:
     """Hold the repository's writer lock, then clear what a killed writer left behind.
 
     Raises:
+        RepoError: the lock file is a symbolic link, or the repository cannot be written.
         RepoLockedError: another writer held the lock for ``timeout`` seconds.
     """
-    lock = FileLock(str(git_dir / LOCK_NAME), timeout=timeout)
+    path = git_dir / LOCK_NAME
     try:
-        lock.acquire()
+        lock = take_lock(path, timeout)
     except Timeout as error:
         raise RepoLockedError(
             f"repository {git_dir} is locked by another snapbuild writer (waited {timeout:g} s)",
             path=git_dir,
             timeout=timeout,
         ) from error
+    except OSError as error:
+        raise RepoError(lock_problem(error, path, "the repository"), path=path) from None
     try:
         _clear_leftovers(git_dir)
         yield
@@ -176,12 +214,33 @@ def _clear_leftovers(git_dir: Path) -> None:
     stale += list(objects.glob(f"{TMP_OBJECT_PREFIX}*"))
     stale += list(objects.glob("[0-9a-f][0-9a-f]/*.lock"))
     for path in stale:
+        if is_link(path):
+            remove_quietly(path)  # the link itself: a chmod would change what it points to
+            continue
         try:
             path.chmod(stat.S_IWRITE | stat.S_IREAD)
             path.unlink()
         except FileNotFoundError:
             pass
-    shutil.rmtree(git_dir / STAGING_NAME, ignore_errors=True)
+    remove_tree(git_dir / STAGING_NAME)
+
+
+@contextmanager
+def staging_dir(git_dir: Path) -> Iterator[Path]:
+    """A new, empty scratch directory inside the repository for the ``with`` block (hold the writer lock).
+
+    Raises:
+        RepoError: it cannot be created (e.g. something appeared at its name since the lock was taken).
+    """
+    path = git_dir / STAGING_NAME
+    try:
+        path.mkdir()  # exclusive: an existing name, a link included, is refused
+    except OSError as error:
+        raise RepoError(f"cannot create the scratch directory {path}: {error.strerror or error}", path=path) from None
+    try:
+        yield path
+    finally:
+        remove_tree(path)
 
 
 def repo_size(git_dir: Path) -> int:

@@ -116,7 +116,7 @@ def write_sample_catalog(
         tracks: number of songs (ids 1..tracks).
         playlists: number of playlists (ids 1..playlists).
         seed: the logical content; the same seed gives the same rows.
-        media_dir: when given, also write a real WAV file for every active
+        media_dir: when given, also write an audio file for every active
             ``nas-main`` location (see :func:`write_sample_media`); at large
             sizes that is one file per ~3 tracks, the caller's choice.
         layout_seed: when given, rows are written in a shuffled physical order

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SourceError, UsageError
-from .media import media_path, write_sample_media
+from .media import media_file, write_sample_media
 from .rows import NAS_BACKEND_ID, QUALITIES, S3_BACKEND_ID, segment, song_rows
 
 
@@ -209,7 +209,7 @@ def mutate_sample_catalog(
     if media_dir is not None:
         root = Path(media_dir)
         for old, new in moved_files:
-            source, dest = media_path(root, old), media_path(root, new)
+            source, dest = media_file(root, old), media_file(root, new)
             if source.exists() and not dest.exists():
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(source, dest)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from snapbuild.sample import write_sample_catalog
+from snapbuild.sample.media import TONE_SECONDS
 from tests.conftest import require_tool
 from tests.e2e.conftest import TEST_SECRET, OriginProcess, free_port, origin_server, write_key_file
 
@@ -34,7 +36,7 @@ CHROMIUM_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 
-SECONDS = 8  # long enough that a seek to the middle is a real seek
+SECONDS = TONE_SECONDS  # the sample's tones: long enough that a seek to the middle is a real seek
 WAIT_MS = 60_000  # a slow, shared 2-core box: generous, state is polled
 
 PAGE = """<!doctype html>
@@ -61,22 +63,12 @@ window.startPlayer = (src, crossOrigin) => {
 
 
 def write_tones(media: Path) -> dict[str, Path]:
-    """Write a several-second stereo tone as FLAC and MP3 (with soundfile) under ``media``."""
-    np = pytest.importorskip("numpy")
-    sf = pytest.importorskip("soundfile")
-    rate = 44_100
-    t = np.arange(rate * SECONDS) / rate
-    left = 0.3 * np.sin(2 * np.pi * 440 * t)
-    right = 0.3 * np.sin(2 * np.pi * 660 * t)
-    # A little noise keeps FLAC from compressing the tone to almost nothing.
-    noise = 0.02 * np.random.default_rng(7).standard_normal(len(t))
-    frames = np.stack([left + noise, right - noise], axis=1).astype(np.float32)
+    """The sample's own media (``sample-catalog --media-dir``): its first FLAC and first MP3 file."""
+    pytest.importorskip("soundfile")
+    write_sample_catalog(media.parent / "catalog.db", tracks=60, playlists=4, seed=2, media_dir=media)
     files = {}
-    for fmt, locator in (("FLAC", "tones/音 tone.flac"), ("MP3", "tones/tone #2.mp3")):
-        path = media / locator
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, frames, rate, format=fmt)
-        files[fmt.lower()] = path
+    for fmt in ("flac", "mp3"):
+        files[fmt] = min(media.rglob(f"*.{fmt}"))
     return files
 
 

@@ -202,7 +202,10 @@ def test_malformed_source_catalog(
         assert "Traceback" not in result.stderr
         manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
         if expected == REPAIR:
-            assert manifest.get("repairs"), manifest
+            # The run's summary counts the repair. (Dropped rows leave no trace,
+            # so a repair that drops rows may leave the content, and the
+            # manifest of the export that wrote it, as they were.)
+            assert "repairs: none" not in result.stdout and "repairs: " in result.stdout, result.stdout
         assert_intact(repo, target)
         # T and R agree on the snapshot the export reported.
         head_manifest = json.loads(git("show", "main:manifest.json", cwd=repo).stdout)

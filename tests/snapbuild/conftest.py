@@ -129,6 +129,16 @@ def small_catalog(tmp_path: Path) -> Path:
     return write_catalog(tmp_path / "catalogsync.db", CATALOG_ROWS)
 
 
+@pytest.fixture
+def catalog(tmp_path: Path) -> Path:
+    """A synthetic catalog from the sample writer: 300 tracks, 20 playlists, files on both backends."""
+    from snapbuild.sample import write_sample_catalog
+
+    path = tmp_path / "catalogsync.db"
+    write_sample_catalog(path, tracks=300, playlists=20, seed=3)
+    return path
+
+
 GENERATED_AT = "2026-04-19T08:00:00Z"
 
 
@@ -151,7 +161,8 @@ class GoodSnapshot:
         assert (self.dir / "catalog_read.db").read_bytes() == self.db_bytes
         assert (self.dir / "manifest.json").read_bytes() == self.manifest_bytes
         verify_directory(self.dir)
-        leftovers = sorted(p.name for p in self.dir.iterdir() if p.name.endswith((".tmp", ".pending")))
+        expected = {"catalog_read.db", "manifest.json", ".snapbuild-export.lock"}
+        leftovers = sorted(p.name for p in self.dir.iterdir() if p.name not in expected)
         assert leftovers == []
 
 

@@ -36,3 +36,18 @@ def test_other_errors_are_shown_as_they_are() -> None:
         UsageError("diff takes at most two revisions, got 3"),
     ):
         assert render_error(error) == str(error)
+
+
+def test_no_subcommand_prints_the_help_not_an_error(capsys) -> None:
+    import subprocess
+    import sys
+
+    from snapbuild.cli import main
+
+    assert main([]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("Usage: snapbuild [OPTIONS] COMMAND [ARGS]...")
+    assert "export" in out and err == ""
+    result = subprocess.run([sys.executable, "-m", "snapbuild"], capture_output=True, text=True, encoding="utf-8")
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.startswith("Usage: ")

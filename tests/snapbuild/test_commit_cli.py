@@ -27,12 +27,6 @@ def _cli(*args: str | Path) -> subprocess.Popen[str]:
     )
 
 
-@pytest.fixture
-def catalog(tmp_path: Path) -> Path:
-    path = tmp_path / "catalogsync.db"
-    write_sample_catalog(path, tracks=300, playlists=20, seed=3)
-    return path
-
 
 def test_export_commit_creates_the_repo_commits_and_a_consumer_clones_and_pulls(
     tmp_path: Path, catalog: Path, capsys: pytest.CaptureFixture[str]

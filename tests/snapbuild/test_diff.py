@@ -190,7 +190,7 @@ def test_cli_diff_text_output(repo: tuple[Path, list[str]], capsys: pytest.Captu
     out = capsys.readouterr().out
     assert out.splitlines()[0] == f"{ids[0]} -> {ids[1]}"
     assert "catalog_tracks: 2 added, 1 removed, 2 changed" in out
-    assert "changed: song_id=10; song_id=11" in out
+    assert "changed: song_id=10 (name); song_id=11 (name)" in out
     assert "... 11 more" in out  # 13 removed playlist rows, 2 shown
     assert main(["diff", "--repo", str(repo_path), "HEAD~2", "HEAD"]) == 0
     assert "no row changes" in capsys.readouterr().out
@@ -281,3 +281,46 @@ def test_diff_of_exports_names_exactly_what_the_mutation_changed(tmp_path: Path)
     assert {(e["toplist_id"], e["playlist_id"]) for e in toplists.removed_examples} == {
         (external[pool], playlist) for pool, playlist in change.toplist_removed
     }
+
+
+def test_changed_examples_name_their_columns_with_old_and_new_values(pair: tuple[Path, Path]) -> None:
+    result = diff_databases(*pair, examples=20)
+    tracks = result.tables["catalog_tracks"]
+    assert tracks.changed_columns == (
+        {"name": ("海屿你", "海屿你 (Live)")},
+        {"name": ("Song #11 星河", "Song #11 银河")},
+    )
+    files = result.tables["catalog_track_files"]
+    assert files.changed_columns == (
+        {
+            "locator": ("music/a b/5 #?.flac", "moved/5.flac"),
+            "public_url": ("https://cdn.example/music/music/a%20b/5%20%23%3F.flac", "https://cdn.example/music/moved/5.flac"),
+        },
+    )
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["tables"]["catalog_tracks"]["examples"]["changed"] == [{"song_id": 10}, {"song_id": 11}]
+    assert data["tables"]["catalog_tracks"]["changes"][0] == {
+        "key": {"song_id": 10}, "columns": {"name": {"old": "海屿你", "new": "海屿你 (Live)"}},
+    }
+    assert data["tables"]["catalog_playlist_tracks"]["changes"] == []
+
+
+def test_a_column_that_became_null_is_named(tmp_path: Path) -> None:
+    rows = base_rows()
+    new = {name: list(table_rows) for name, table_rows in rows.items()}
+    first = new["catalog_playlists"][0]
+    new["catalog_playlists"][0] = (*first[:5], None, *first[6:])
+    result = diff_databases(write_snapshot_db(tmp_path / "a.db", rows), write_snapshot_db(tmp_path / "b.db", new))
+    assert result.tables["catalog_playlists"].changed_columns == ({"cover_url": (first[5], None)},)
+
+
+def test_cli_diff_names_the_changed_columns(repo: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
+    repo_path, _ = repo
+    assert main(["diff", "--repo", str(repo_path), "HEAD~2", "HEAD~1"]) == 0
+    out = capsys.readouterr().out
+    assert "changed: song_id=10 (name); song_id=11 (name)" in out
+    assert "changed: location_id=1005 (locator, public_url)" in out
+    data = run_json(capsys, "--repo", str(repo_path), "HEAD~2", "HEAD~1")
+    change = data["tables"]["catalog_track_files"]["changes"][0]
+    assert change["key"] == {"location_id": 1005}
+    assert change["columns"]["locator"] == {"old": "music/a b/5 #?.flac", "new": "moved/5.flac"}

@@ -15,7 +15,7 @@ from snapbuild import SnapshotManifest, export_snapshot
 from snapbuild.errors import UsageError
 from snapbuild.export import recover_target, run_export
 from snapbuild.manifest import PENDING_MANIFEST_NAME as PENDING_MANIFEST
-from snapbuild.urls import public_url
+from snapbuild.urls import locator_problem, public_url
 from snapbuild.verify import verify_directory
 
 from .conftest import FILES_ROWS, GENERATED_AT, CATALOG_ROWS, write_catalog
@@ -184,7 +184,8 @@ def test_sql_and_python_percent_encoding_agree(tmp_path: Path) -> None:
     alphabet = "aZ09-._~/ #?%&'+海屿你é\u00a0:;=@!$(),*[]"
     rng = random.Random(7)
     locators = sorted({"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(300)})
-    locators = [loc for loc in locators if loc.strip("/")]
+    # Plain object paths only: the others are refused (see test_locators.py).
+    locators = [loc for loc in locators if locator_problem(loc.lstrip("/")) is None]
     script = ["insert into songs values (1, 'p', '1', 'n', null, null, null, null);",
               "insert into storage_backends values (2, 's3', 'object_storage', null, '{\"public_base_url\": \"https://h/m//\"}');",
               "insert into file_assets values (1, 1, null, null, null);"]

@@ -192,26 +192,66 @@ def test_layout_seed_changes_physical_order_not_content(tmp_path: Path) -> None:
     assert (tmp_path / "plain.db").read_bytes() != (tmp_path / "shuffled.db").read_bytes()
 
 
-def test_media_files_are_real_wavs_for_active_nas_locations_only(tmp_path: Path) -> None:
+def _nas_locators(catalog: Path, active: bool = True) -> list[str]:
+    conn = sqlite3.connect(catalog)
+    try:
+        condition = "= 'active'" if active else "!= 'active'"
+        return [locator for (locator,) in conn.execute(
+            f"select locator from file_locations where backend_id = 1 and status {condition} order by id"
+        )]
+    finally:
+        conn.close()
+
+
+def test_media_files_are_real_flac_and_mp3_long_enough_to_seek(tmp_path: Path) -> None:
+    soundfile = pytest.importorskip("soundfile")
     media = tmp_path / "media"
     stats = write_sample_catalog(tmp_path / "c.db", tracks=60, playlists=4, seed=2, media_dir=media)
     files = sorted(p for p in media.rglob("*") if p.is_file())
     assert len(files) == stats.media_files == stats.nas_files > 0
-    conn = sqlite3.connect(tmp_path / "c.db")
-    expected = sorted(
-        media.joinpath(*PurePosixPath(locator).parts)
-        for (locator,) in conn.execute("select locator from file_locations where backend_id = 1 and status = 'active'")
-    )
-    inactive = [locator for (locator,) in conn.execute("select locator from file_locations where status != 'active'")]
-    conn.close()
-    assert files == expected
-    assert all(not media.joinpath(*PurePosixPath(locator).parts).exists() for locator in inactive)
-    with wave.open(str(files[0]), "rb") as audio:
-        assert (audio.getnchannels(), audio.getsampwidth(), audio.getframerate()) == (1, 2, 8000)
-        assert audio.getnframes() == 3 * 8000
-        assert any(audio.readframes(audio.getnframes()))
+    locators = _nas_locators(tmp_path / "c.db")
+    assert files == sorted(media.joinpath(*PurePosixPath(locator).parts) for locator in locators)
+    assert all(not media.joinpath(*PurePosixPath(loc).parts).exists() for loc in _nas_locators(tmp_path / "c.db", False))
+    kinds = {path.suffix for path in files}
+    assert kinds == {".flac", ".mp3"}
+    for path in files:
+        head = path.read_bytes()[:4]
+        info = soundfile.info(str(path))
+        if path.suffix == ".flac":
+            assert head == b"fLaC" and info.format == "FLAC"
+        else:
+            assert head[:3] == b"ID3" or (head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+            assert info.format == "MP3"
+        assert info.duration >= 20, (path, info.duration)
+        assert path.stat().st_size < 100_000
     # Re-running leaves existing files alone and writes nothing new.
     assert write_sample_media(tmp_path / "c.db", media) == 0
+
+
+def test_without_soundfile_the_media_are_wav_files_named_wav(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from snapbuild.cli import main
+    from snapbuild.sample import media as media_module
+
+    monkeypatch.setattr(media_module, "_soundfile_encoder", lambda fmt: None)
+    media_module._encoder.cache_clear()
+    media_module._tone.cache_clear()
+    try:
+        media = tmp_path / "media"
+        assert main(["sample-catalog", str(tmp_path / "c.db"), "--tracks", "60", "--playlists", "4",
+                     "--seed", "2", "--media-dir", str(media)]) == 0
+        assert "pip install 'snapbuild[audio]'" in capsys.readouterr().err
+        files = sorted(p for p in media.rglob("*") if p.is_file())
+        locators = _nas_locators(tmp_path / "c.db")
+        assert files == sorted(media.joinpath(*PurePosixPath(loc).parts).with_suffix(".wav") for loc in locators)
+        with wave.open(str(files[0]), "rb") as audio:
+            assert audio.getnchannels() == 1
+            assert audio.getnframes() / audio.getframerate() >= 20
+            assert any(audio.readframes(audio.getnframes()))
+    finally:
+        media_module._encoder.cache_clear()
+        media_module._tone.cache_clear()
 
 
 def test_media_refuses_a_locator_that_leaves_the_root(tmp_path: Path) -> None:

@@ -6,8 +6,11 @@ and checks that the snapshot is still byte-for-byte intact afterwards.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,6 +98,52 @@ def test_database_without_tables(good_snapshot, tmp_path: Path) -> None:
     assert "no tables" in export_fails(path, good_snapshot)
 
 
+def export_in_a_process(source: Path, target: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``snapbuild export`` as its own process, so that a hang fails the test instead of stalling the run."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "snapbuild", "export", "--db", str(source), "--target-dir", str(target),
+             "--generated-at", GENERATED_AT],
+            capture_output=True, text=True, encoding="utf-8", timeout=timeout, stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"export of {source.name} still ran after {timeout:g} s")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_as_the_source_is_refused_without_waiting_for_a_writer(good_snapshot, tmp_path: Path) -> None:
+    fifo = tmp_path / "catalog.db"
+    os.mkfifo(fifo)
+    result = export_in_a_process(fifo, good_snapshot.dir)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"snapbuild: error: source catalog is not a regular file (a FIFO): {fifo}"
+    good_snapshot.assert_intact()
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_a_device_as_the_source_is_refused(good_snapshot) -> None:
+    message = export_fails(Path("/dev/zero"), good_snapshot)
+    assert message == "source catalog is not a regular file (a character device): /dev/zero"
+
+
+def test_a_symlink_to_a_catalog_is_a_fine_source(small_catalog: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link.db"
+    try:
+        link.symlink_to(small_catalog)
+    except OSError:
+        pytest.skip("cannot create symlinks here")
+    assert run_export(link, tmp_path / "s", generated_at=GENERATED_AT).manifest.track_count == 1
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_target_the_export_cannot_write_says_so(small_catalog: Path) -> None:
+    with pytest.raises(TargetError) as caught:
+        run_export(small_catalog, Path("/proc/self"), generated_at=GENERATED_AT, busy_timeout=0.1)
+    message = str(caught.value)
+    assert "another export" not in message
+    assert message.startswith("cannot create files in the target directory /proc/self: "), message
+
+
 def test_target_path_is_a_file(small_catalog: Path, tmp_path: Path) -> None:
     target = tmp_path / "file"
     target.write_text("not a directory", encoding="utf-8")
@@ -117,6 +166,40 @@ def test_missing_tables_and_columns_are_all_listed(good_snapshot, tmp_path: Path
     message = export_fails(source, good_snapshot)
     assert "missing tables: playlist_pools, pool_playlists" in message
     assert "missing columns: playlists.cover_url, file_locations.locator" in message
+
+
+def test_a_required_table_that_is_a_view_is_refused(good_snapshot, tmp_path: Path) -> None:
+    source = write_catalog(
+        tmp_path / "c.db", CATALOG_ROWS,
+        "alter table playlist_songs rename to playlist_songs_real; "
+        "create view playlist_songs as select playlist_id, song_id, position from playlist_songs_real;",
+    )
+    message = export_fails(source, good_snapshot)
+    assert message == "source catalog's playlist_songs is a view, not a table: the export reads tables only"
+
+
+def test_a_recursive_view_is_refused_at_once_and_leaves_no_temporary_file(good_snapshot, tmp_path: Path) -> None:
+    """A view that never ends used to run until killed, leaving the temporary databases behind."""
+    source = write_catalog(
+        tmp_path / "c.db", CATALOG_ROWS,
+        "alter table playlist_songs rename to playlist_songs_real; "
+        "create view playlist_songs as with recursive r(x) as (select 1 union all select x + 1 from r) "
+        "select 1 as playlist_id, 10 as song_id, x as position from r;",
+    )
+    result = export_in_a_process(source, good_snapshot.dir)
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith("playlist_songs is a view, not a table: the export reads tables only")
+    good_snapshot.assert_intact()
+
+
+def test_a_virtual_table_is_refused(good_snapshot, tmp_path: Path) -> None:
+    source = write_catalog(
+        tmp_path / "c.db", CATALOG_ROWS,
+        "alter table pool_playlists rename to pool_playlists_real; "
+        "create virtual table pool_playlists using fts5(pool_id, playlist_id);",
+    )
+    message = export_fails(source, good_snapshot)
+    assert message == "source catalog's pool_playlists is a virtual table, not a table: the export reads tables only"
 
 
 def test_extra_tables_and_columns_are_ignored(tmp_path: Path) -> None:
