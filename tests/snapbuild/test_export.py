@@ -20,7 +20,7 @@ from snapbuild.verify import verify_directory
 
 from .conftest import FILES_ROWS, GENERATED_AT, CATALOG_ROWS, write_catalog
 
-TWO_PLAYLIST_ROWS = """
+CHINESE_TEXT_ROWS = """
 insert into playlists values (1, 'netease', '18165', '测试歌单', 'desc', 'https://img/1.jpg', 99, 1);
 insert into songs values (10, 'netease', '65800', '海屿你', '马也 / Crabbit', 'flac', 123456, '{"duration_ms": 0}');
 insert into playlist_songs values (1, 10, 1);
@@ -37,7 +37,7 @@ def rows(db: Path, sql: str) -> list[tuple]:
 
 def test_export_snapshot_writes_read_model_and_manifest(tmp_path: Path) -> None:
     """Counts and a content-derived snapshot id from a small catalog with Chinese text."""
-    source_db = write_catalog(tmp_path / "catalogsync.db", TWO_PLAYLIST_ROWS)
+    source_db = write_catalog(tmp_path / "catalogsync.db", CHINESE_TEXT_ROWS)
     target_dir = tmp_path / "snapshot"
     manifest = export_snapshot(source_db=source_db, target_dir=target_dir)
     assert (target_dir / "catalog_read.db").exists()
@@ -66,8 +66,8 @@ def test_export_snapshot_writes_track_files_and_toplists(small_catalog: Path, tm
 
 
 def test_snapshot_id_changes_with_the_content(tmp_path: Path) -> None:
-    first = write_catalog(tmp_path / "a.db", TWO_PLAYLIST_ROWS)
-    second = write_catalog(tmp_path / "b.db", TWO_PLAYLIST_ROWS.replace("海屿你", "海屿你 (live)"))
+    first = write_catalog(tmp_path / "a.db", CHINESE_TEXT_ROWS)
+    second = write_catalog(tmp_path / "b.db", CHINESE_TEXT_ROWS.replace("海屿你", "海屿你 (live)"))
     one = export_snapshot(first, tmp_path / "one", generated_at=GENERATED_AT)
     two = export_snapshot(second, tmp_path / "two", generated_at=GENERATED_AT)
     assert one.snapshot_id.startswith("snap-") and two.snapshot_id.startswith("snap-")
