@@ -2,7 +2,8 @@
 
 The token is a bearer credential valid until it expires, so it must never
 reach a log: the access line carries ``sha256(token)[:12]`` instead (enough to
-correlate with the minting service's own log), and :class:`RedactTokens`
+correlate with the minting service's own log; nothing is kept between
+requests, so junk tokens cost no memory), and :class:`RedactTokens`
 scrubs stream URLs out of waitress's own records ("Exception while serving
 /api/private-origin/stream/<token>", "Client disconnected while serving ...").
 
@@ -13,7 +14,6 @@ returns waitress's own file wrapper untouched.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import re
@@ -27,12 +27,18 @@ ERROR_LOGGER = "origin_server"
 
 # A token never holds braces, so the route template "/stream/{token}" is left alone.
 _STREAM_URL = re.compile(r"(/stream/)[^\s/?#\"'{}]+")
+# What a reason may not carry into a log line: its closing quote, line breaks, controls.
+_UNLOGGABLE = re.compile(r'["\\\x00-\x1f\x7f-\x9f]')
 
 
-@functools.lru_cache(maxsize=4096)
 def token_digest(token: str) -> str:
     """Return the first 12 hex digits of the token's SHA-256: loggable, not replayable."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def loggable(text: str) -> str:
+    """``text`` safe inside a double-quoted log field: quotes, backslashes and controls become ``?``."""
+    return _UNLOGGABLE.sub("?", text)
 
 
 def redact(text: str) -> str:
@@ -71,16 +77,25 @@ def install_redaction(*names: str) -> None:
 
 
 class AccessLog:
-    """Falcon middleware: one line per request, ``METHOD route status bytes ms client tok=digest``.
+    """Falcon middleware: one line per request, ``METHOD route status bytes ms client tok=digest [reason="..."]``.
 
     ``route`` is the matched URI template (never the raw path, which holds the
     token); ``bytes`` is the ``Content-Length`` sent (``-`` when none); ``ms`` is
     the time until the response starts; ``client`` is ``REMOTE_ADDR``, which
-    waitress rewrites from ``X-Forwarded-For`` only for a ``--trusted-proxy``.
+    the server rewrites from ``X-Forwarded-For`` only for a ``--trusted-proxy``;
+    ``tok`` is ``-`` for a token longer than ``max_token_length`` (refused
+    unread). A refused request ends with ``reason="..."``, taken from
+    ``req.context.reason``: why, for the operator (clients get the same body
+    whatever the reason).
+
+    Args:
+        logger: where lines go (default ``origin_server.access``).
+        max_token_length: tokens longer than this are not even hashed.
     """
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
+    def __init__(self, logger: logging.Logger | None = None, *, max_token_length: int = 2048) -> None:
         self.logger = logger or logging.getLogger(ACCESS_LOGGER)
+        self.max_token_length = max_token_length
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Note when the request arrived."""
@@ -91,7 +106,7 @@ class AccessLog:
     ) -> None:
         """Keep a digest of the token (never the token) for the log line."""
         token = params.get("token")
-        if isinstance(token, str):
+        if isinstance(token, str) and len(token) <= self.max_token_length:
             req.context.token_digest = token_digest(token)
 
     def process_response(
@@ -117,6 +132,9 @@ class AccessLog:
             req.remote_addr or "-",
             context.get("token_digest", "-"),
         )
+        reason = context.get("reason")
+        if reason:
+            line += ' reason="%s"' % loggable(reason)
         # The record logger.info() would make, minus its caller lookup (a stack
         # walk on every request, for a file and line nobody prints here).
         logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, None, None))

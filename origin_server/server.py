@@ -1,23 +1,90 @@
-"""Build the waitress server for the origin app (used by ``origin-server serve``, tests and benchmarks)."""
+"""Build the waitress server for the origin app (used by ``origin-server serve``, tests and benchmarks).
+
+The server is waitress with the origin's connection handling
+(:mod:`.connections`): a deadline for each request, files that end early
+closed cleanly, keep-alive after 304. On POSIX waitress's loop uses
+``poll()``, which has no ceiling on socket numbers, so the connection limit
+may go far past 1024 (the open-file limit is raised to match); on Windows it
+uses ``select()``, which takes at most 512 sockets.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-import waitress
 import waitress.server
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
+from waitress.task import ThreadedTaskDispatcher
 
 from .accesslog import ACCESS_LOGGER, RedactTokens, install_redaction
-from .errors import SettingError
+from .config import DEFAULT_CONNECTION_LIMIT, DEFAULT_HEADER_TIMEOUT, MAX_CONNECTION_LIMIT, SELECT_ONLY
+from .connections import OriginServer
+from .errors import ConfigError, SettingError
 
-#: Windows' select() handles at most 512 sockets; stay below it everywhere so a
-#: configuration that works on Linux also works on a Windows NAS.
-MAX_CONNECTION_LIMIT = 511
+#: Largest request line plus headers accepted, like nginx's default buffers (32 KiB).
+MAX_REQUEST_HEADER_BYTES = 32 * 1024
+#: The origin takes no request body; a client sending one gets 413 past this.
+MAX_REQUEST_BODY_BYTES = 8 * 1024
+# Headers a proxy sets; never believed from anyone but --trusted-proxy.
+_PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST",
+                  "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_BY", "HTTP_FORWARDED")
+
+
+def forwarded_client(app: Callable[..., Any], trusted_proxy: str) -> Callable[..., Any]:
+    """Wrap ``app`` so that ``REMOTE_ADDR`` is the client a trusted proxy names, if it names one validly.
+
+    For a request from ``trusted_proxy``, the last address of
+    ``X-Forwarded-For`` (the one the proxy itself appended) becomes
+    ``REMOTE_ADDR``, but only if it is a syntactically valid IPv4 or IPv6
+    address; anything else (a forged log field, a host name, junk) leaves the
+    peer's address. Proxy headers are removed from every request, so the app
+    never sees one it should not believe.
+    """
+
+    def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+        for name in _PROXY_HEADERS:
+            environ.pop(name, None)
+        if forwarded and environ.get("REMOTE_ADDR") == trusted_proxy:
+            client = forwarded.rpartition(",")[2].strip()
+            if client.startswith("[") and client.endswith("]"):
+                client = client[1:-1]
+            try:
+                environ["REMOTE_ADDR"] = str(ipaddress.ip_address(client))
+            except ValueError:
+                pass
+        return app(environ, start_response)
+
+    return middleware
+
+
+def _raise_open_file_limit(needed: int) -> None:
+    """Raise this process's soft limit on open files to ``needed`` (POSIX), or refuse the connection limit.
+
+    Raises:
+        SettingError: (setting ``connection_limit``) the hard limit is lower than ``needed``.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit on sockets
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise SettingError(
+            "connection_limit",
+            needed,
+            f"needs {needed} open files, and the system allows {hard} (raise it with ulimit -n, or lower the limit)",
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def make_server(
@@ -26,47 +93,90 @@ def make_server(
     host: str = "127.0.0.1",
     port: int = 8080,
     threads: int = 4,
-    connection_limit: int = 200,
+    connection_limit: int = DEFAULT_CONNECTION_LIMIT,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     trusted_proxy: str | None = None,
-) -> waitress.server.BaseWSGIServer:
+) -> OriginServer | waitress.server.MultiSocketServer:
     """Create (bind, not yet run) a waitress server for ``app``.
 
     Args:
         app: the WSGI app (from :func:`origin_server.app.create_app`).
-        host, port: where to listen; port 0 picks a free port (see ``server.effective_port``).
+        host, port: where to listen; port 0 picks a free port (see :func:`listening`).
         threads: worker threads; streaming does not hold them, so a few suffice.
         connection_limit: open connections at most (paused players each hold one).
-        trusted_proxy: the address of a reverse proxy whose ``X-Forwarded-For`` /
-            ``X-Forwarded-Proto`` waitress believes (``REMOTE_ADDR`` in the access log).
+        header_timeout: seconds a client has to send a complete request.
+        trusted_proxy: the address of a reverse proxy whose ``X-Forwarded-For``
+            names the client (``REMOTE_ADDR`` in the access log).
 
     Raises:
-        SettingError: (setting ``connection_limit`` or ``threads``) a limit out of range.
+        SettingError: (setting ``connection_limit``, ``threads``, ``header_timeout`` or
+            ``trusted_proxy``) a value out of range, or more connections than open files allowed.
+        ConfigError: the address cannot be listened on (in use, not this machine's).
     """
     if not 1 <= connection_limit <= MAX_CONNECTION_LIMIT:
+        ceiling = " (Windows' select() ceiling)" if SELECT_ONLY else ""
         raise SettingError(
-            "connection_limit",
-            connection_limit,
-            f"must be between 1 and {MAX_CONNECTION_LIMIT} (Windows' select() ceiling)",
+            "connection_limit", connection_limit, f"must be between 1 and {MAX_CONNECTION_LIMIT}{ceiling}"
         )
     if not 1 <= threads <= 256:
         raise SettingError("threads", threads, "must be between 1 and 256")
-    options: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "threads": threads,
-        "connection_limit": connection_limit,
-        "ident": "origin-server",
-        "clear_untrusted_proxy_headers": True,
-        # poll() has no FD_SETSIZE ceiling; Windows has no poll() in asyncore's sense.
-        "asyncore_use_poll": os.name != "nt",
-    }
+    if not 0 < header_timeout <= 3600:
+        raise SettingError("header_timeout", header_timeout, "must be more than 0 and at most 3600 seconds")
     if trusted_proxy:
-        options.update(
-            trusted_proxy=trusted_proxy,
-            trusted_proxy_count=1,
-            trusted_proxy_headers={"x-forwarded-for", "x-forwarded-proto"},
-        )
-    return waitress.create_server(app, **options)
+        try:
+            trusted_proxy = str(ipaddress.ip_address(trusted_proxy))
+        except ValueError:
+            raise SettingError("trusted_proxy", trusted_proxy, f"{trusted_proxy!r} is not an IP address") from None
+        app = forwarded_client(app, trusted_proxy)
+    # A connection holds a socket and, while it streams, a file; some to spare for logs and the like.
+    _raise_open_file_limit(2 * connection_limit + 64)
+    options = dict(
+        host=host,
+        port=port,
+        threads=threads,
+        connection_limit=connection_limit,
+        ident="origin-server",
+        # Proxy headers are handled above (or dropped): waitress leaves them alone.
+        clear_untrusted_proxy_headers=False,
+        asyncore_use_poll=not SELECT_ONLY,
+        max_request_header_size=MAX_REQUEST_HEADER_BYTES,
+        max_request_body_size=MAX_REQUEST_BODY_BYTES,
+        # How often the request deadline is checked, in seconds.
+        cleanup_interval=1,
+    )
+    try:
+        return _bind(app, Adjustments(**options), header_timeout)
+    except (OSError, ValueError) as error:  # in use, not an address of this machine, no such host
+        shown = f"[{host}]" if ":" in host else host
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ConfigError(f"cannot listen on {shown}:{port}: {reason}") from None
+
+
+def _bind(app: Any, adj: Adjustments, header_timeout: float) -> OriginServer | waitress.server.MultiSocketServer:
+    """One :class:`OriginServer` per address ``adj`` listens on (``localhost`` may be two), as waitress would."""
+    socket_map: dict[int, Any] = {}
+    dispatcher = ThreadedTaskDispatcher()
+    servers: list[OriginServer] = []
+    try:
+        for sockinfo in adj.listen:
+            server = OriginServer(app, socket_map, dispatcher=dispatcher, adj=adj, sockinfo=sockinfo)
+            server.header_timeout = header_timeout  # before run(): nothing is accepted until then
+            servers.append(server)
+    except BaseException:
+        wasyncore.close_all(socket_map)  # the sockets bound so far and waitress's wake-up pipes
+        raise
+    dispatcher.set_thread_count(adj.threads)
+    if len(servers) == 1:
+        return servers[0]
+    listens = [(server.effective_host, server.effective_port) for server in servers]
+    return waitress.server.MultiSocketServer(socket_map, adj, listens, dispatcher, servers[-1].log_info)
+
+
+def listening(server: OriginServer | waitress.server.MultiSocketServer) -> list[tuple[str, int]]:
+    """The (host, port) pairs a server from :func:`make_server` listens on."""
+    if isinstance(server, waitress.server.MultiSocketServer):
+        return [(str(host), int(port)) for host, port in server.effective_listen]
+    return [(str(server.effective_host), int(server.effective_port))]
 
 
 class _Formatter(logging.Formatter):

@@ -74,6 +74,13 @@ def media(tmp_path: Path) -> Media:
     return Media(root=root, other_root=other, outside=outside, files=files)
 
 
+def write_private(path: Path, text: str) -> Path:
+    """Write a key file readable by its owner only, as docs/tokens.md tells operators to."""
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
 def token_for(locator: str, *, backend: str | None = None, expires_at: float = EXPIRES, **extra: object) -> str:
     """Mint a token with the test secret."""
     return create_origin_token(SECRET, locator, expires_at, backend=backend, **extra)

@@ -152,7 +152,7 @@ def test_not_configured_is_503(media: Media) -> None:
     response = get(client, token_for("test.flac"))
     assert response.status_code == 503 and response.json == {"error": "not_configured"}
     health = client.simulate_get("/healthz")
-    assert health.status_code == 503 and health.json["keys_loaded"] == 0
+    assert health.status_code == 503 and health.json == {"status": "unavailable"}
 
 
 @pytest.mark.filterwarnings("ignore::wsgiref.validate.WSGIWarning")
@@ -208,7 +208,16 @@ def test_max_age_is_capped(media: Media) -> None:
     assert get(client, token_for("test.flac")).headers["cache-control"] == "private, max-age=60"
 
 
-def test_health(client: falcon.testing.TestClient, media: Media) -> None:
+def test_health_tells_anyone_only_the_status(client: falcon.testing.TestClient, media: Media) -> None:
+    response = client.simulate_get("/healthz")
+    assert response.status_code == 200 and response.json == {"status": "ok"}
+    media.other_root.rename(media.other_root.with_name("moved"))
+    degraded = client.simulate_get("/healthz")
+    assert degraded.status_code == 503 and degraded.json == {"status": "unavailable"}
+
+
+def test_health_details_only_when_configured(media: Media) -> None:
+    client = falcon.testing.TestClient(create_app(make_config(media, health_details=True)))
     response = client.simulate_get("/healthz")
     assert response.status_code == 200
     assert response.json == {"status": "ok", "roots": {"_default": True, "other": True}, "keys_loaded": 1}

@@ -10,8 +10,9 @@ import pytest
 import requests
 
 from origin_server.cli import main
+from origin_server.config import MAX_CONNECTION_LIMIT
 
-from .conftest import SECRET, STREAM, Media, cli_server, token_for
+from .conftest import SECRET, STREAM, Media, cli_server, token_for, write_private
 
 
 def run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -30,8 +31,7 @@ def run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 @pytest.fixture
 def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "origin.keys"
-    path.write_text(f"# the signing key first\nk1:{SECRET}\n", encoding="utf-8")
-    return path
+    return write_private(path, f"# the signing key first\nk1:{SECRET}\n")
 
 
 def assert_one_line_refusal(result: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -62,14 +62,15 @@ def test_startup_refusals(tmp_path: Path, media: Media, key_file: Path) -> None:
         run_serve("--media-root", root, "--media-root", f"={media.other_root}", "--secret-file", str(key_file)),
         "twice",
     )
-    usage = run_serve("--media-root", root, "--secret-file", str(key_file), "--connection-limit", "512")
+    too_many = str(MAX_CONNECTION_LIMIT + 1)
+    usage = run_serve("--media-root", root, "--secret-file", str(key_file), "--connection-limit", too_many)
     assert usage.returncode == 2 and "connection-limit" in usage.stderr
     missing = run_serve("--media-root", root)
     assert missing.returncode == 2 and "--secret-file" in missing.stderr
 
 
 def test_serves_through_the_cli_with_the_env_key_file(media: Media, key_file: Path) -> None:
-    args = ["--media-root", str(media.root), "--media-root", f"other={media.other_root}", "--threads", "2"]
+    args = ["--media-root", str(media.root), "--media-root", f"other={media.other_root}", "--threads", "2", "--healthz-details"]
     with cli_server(args, env={"ORIGIN_SECRET_FILE": str(key_file)}) as (origin, process):
         import time
 

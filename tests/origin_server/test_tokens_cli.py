@@ -14,6 +14,8 @@ from origin_server.cli import main
 from origin_server.keys import read_key_file
 from origin_server.tokens import verify_origin_token
 
+from .conftest import write_private
+
 SECRET_NEW = "n" * 40
 SECRET_OLD = "o" * 40
 LOCATOR = "netease/马也/海屿你.flac"
@@ -33,8 +35,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 @pytest.fixture
 def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "origin.keys"
-    path.write_text(f"# signing key first\n2026-02:{SECRET_NEW}\n2026-01:{SECRET_OLD}\n", encoding="utf-8")
-    return path
+    return write_private(path, f"# signing key first\n2026-02:{SECRET_NEW}\n2026-01:{SECRET_OLD}\n")
 
 
 def test_prints_a_token_signed_with_the_first_key(key_file: Path) -> None:
