@@ -28,8 +28,10 @@ from .config import DEFAULT_CONNECTION_LIMIT, DEFAULT_HEADER_TIMEOUT, MAX_CONNEC
 from .connections import OriginServer
 from .errors import ConfigError, SettingError
 
-#: Largest request line plus headers accepted, like nginx's default buffers (32 KiB).
-MAX_REQUEST_HEADER_BYTES = 32 * 1024
+#: Largest request line plus headers accepted (nginx allows 8 KiB per line). It also
+#: bounds what the request parser keeps (Python's ``urlsplit`` remembers its last
+#: 128 request targets: at most 128 x 2 x 16 KiB, whatever clients send).
+MAX_REQUEST_HEADER_BYTES = 16 * 1024
 #: The origin takes no request body; a client sending one gets 413 past this.
 MAX_REQUEST_BODY_BYTES = 8 * 1024
 # Headers a proxy sets; never believed from anyone but --trusted-proxy.

@@ -149,10 +149,9 @@ def serve_app() -> Iterator[Callable[..., Running]]:
     """Start a real waitress server (in a thread of this process) for an app; stopped at teardown."""
     servers = []
 
-    def start(app: object, *, threads: int = 4, connection_limit: int = 200, trusted_proxy: str | None = None) -> Running:
-        server = make_server(
-            app, host="127.0.0.1", port=0, threads=threads, connection_limit=connection_limit, trusted_proxy=trusted_proxy
-        )
+    def start(app: object, *, threads: int = 4, trusted_proxy: str | None = None, **limits: float) -> Running:
+        """Start ``app``; ``limits`` (``connection_limit``, ``header_timeout``) default to the server's."""
+        server = make_server(app, host="127.0.0.1", port=0, threads=threads, trusted_proxy=trusted_proxy, **limits)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         servers.append((server, thread))

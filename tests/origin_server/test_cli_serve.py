@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,30 @@ def test_media_root_refusals_name_the_flag(
     assert main(args) == 1
     captured = capsys.readouterr()
     assert captured.err == line.format(root=media.root) + "\n" and captured.out == ""
+
+
+def test_a_busy_port_is_one_line(media: Media, key_file: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "origin_server", "serve", "--media-root", str(media.root),
+             "--secret-file", str(key_file), "--host", "127.0.0.1", "--port", str(port)],
+            capture_output=True, text=True, encoding="utf-8", timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"origin-server: error: cannot listen on 127.0.0.1:{port}: ")
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+def test_a_key_file_others_can_read_is_one_warning_line(media: Media, key_file: Path) -> None:
+    key_file.chmod(0o644)
+    with cli_server(["--media-root", str(media.root), "--secret-file", str(key_file)]) as (origin, process):
+        process.terminate()
+        _out, err = process.communicate(timeout=10)
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert warnings == [f"origin-server: warning: {key_file}: key file is readable by others (mode 644); chmod 600 it"]

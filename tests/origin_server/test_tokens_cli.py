@@ -109,3 +109,20 @@ def test_a_locator_the_core_refuses_is_a_usage_error_naming_the_flags(
         "origin-server: error: Invalid value for --locator/--backend: "
         "locator must be relative to a media root, not an absolute path\n"
     )
+
+
+def test_help_says_which_backend_a_token_gets_by_default() -> None:
+    done = run("--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "Without --backend the token names no backend: the server serves it from its unnamed media root." in text
+    assert "a server whose roots all have names answers it 404" in text
+
+
+def test_a_lifetime_longer_than_servers_accept_is_warned_about(key_file: Path) -> None:
+    done = run("--secret-file", str(key_file), "--locator", LOCATOR, "--ttl", str(8 * 24 * 3600))
+    assert done.returncode == 0 and done.stdout.count(".") == 2
+    assert done.stderr == (
+        "origin-server: warning: this token lives longer than 7 days; "
+        "servers refuse it unless started with a larger --max-token-lifetime\n"
+    )
