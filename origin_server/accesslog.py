@@ -93,9 +93,13 @@ class AccessLog:
         max_token_length: tokens longer than this are not even hashed.
     """
 
+    #: Digests of tokens that were served (so their MAC matched), to skip hashing them again.
+    DIGEST_CACHE_SIZE = 1024
+
     def __init__(self, logger: logging.Logger | None = None, *, max_token_length: int = 2048) -> None:
         self.logger = logger or logging.getLogger(ACCESS_LOGGER)
         self.max_token_length = max_token_length
+        self._digests: dict[str, str] = {}
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Note when the request arrived."""
@@ -104,10 +108,10 @@ class AccessLog:
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
     ) -> None:
-        """Keep a digest of the token (never the token) for the log line."""
+        """Note the token (not for the log: its digest goes there), unless it is too long to be one."""
         token = params.get("token")
         if isinstance(token, str) and len(token) <= self.max_token_length:
-            req.context.token_digest = token_digest(token)
+            req.context.token = token
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
@@ -119,22 +123,26 @@ class AccessLog:
         context = req.context
         started = context.get("started")
         elapsed = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+        status = resp.status
+        code = status if type(status) is int else int(str(status).partition(" ")[0])
         length = resp.get_header("Content-Length")
         if length is None:
             body = resp.render_body()  # serialises (and caches) a JSON error body
-            length = str(len(body)) if body is not None else None
-        line = "%s %s %s %s %.1fms %s tok=%s" % (
-            req.method,
-            req.uri_template or "-",
-            str(resp.status).split(" ", 1)[0],
-            length or "-",
-            elapsed,
-            req.remote_addr or "-",
-            context.get("token_digest", "-"),
-        )
+            length = str(len(body)) if body is not None else "-"
+        token = context.get("token")
+        if token is None:
+            digest = "-"
+        else:
+            digest = self._digests.get(token) or token_digest(token)
+            if code < 400:  # served: the MAC matched, so an attacker cannot fill this
+                digests = self._digests
+                if len(digests) >= self.DIGEST_CACHE_SIZE:
+                    digests.clear()
+                digests[token] = digest
+        line = f"{req.method} {req.uri_template or '-'} {code} {length} {elapsed:.1f}ms {req.remote_addr or '-'} tok={digest}"
         reason = context.get("reason")
         if reason:
-            line += ' reason="%s"' % loggable(reason)
+            line += f' reason="{loggable(reason)}"'
         # The record logger.info() would make, minus its caller lookup (a stack
         # walk on every request, for a file and line nobody prints here).
-        logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, None, None))
+        logger.handle(logging.LogRecord(logger.name, logging.INFO, __file__, 0, line, None, None))

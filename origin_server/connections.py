@@ -27,6 +27,7 @@ itself is not copied or patched:
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import WSGITask
+from waitress.utilities import build_http_date
 
 from .accesslog import ACCESS_LOGGER, ERROR_LOGGER
 from .errors import FileEndedEarly
@@ -42,25 +44,69 @@ _access = logging.getLogger(ACCESS_LOGGER)
 _log = logging.getLogger(ERROR_LOGGER)
 
 
+@functools.lru_cache(maxsize=4)
+def _date_header(second: int) -> str:
+    """The ``Date`` value for a whole second (waitress formats one per response otherwise)."""
+    return build_http_date(second)  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=256)
+def _header_name(name: str) -> str:
+    """``content-type`` -> ``Content-Type``, as waitress writes names (the app's names: a small, fixed set)."""
+    return "-".join(part.capitalize() for part in name.split("-"))
+
+
 class OriginTask(WSGITask):
-    """waitress's WSGI task, keeping HTTP/1.1 connections open after 304 and 204 responses."""
+    """waitress's WSGI task: keep-alive after 304 and 204, and a quicker header for ordinary responses.
+
+    The header of an ordinary HTTP/1.1 response (one with a body and a
+    ``Content-Length``, on a connection that stays open: every file response)
+    is written here in one pass, as waitress writes it (names capitalised,
+    ``Server`` and ``Date`` added) except that the app's order is kept
+    instead of sorting; waitress's own method, which also handles chunking,
+    HTTP/1.0 and closing, takes every other response.
+    """
 
     _bodyless_keep_alive = False
 
     def build_response_header(self) -> bytes:
         """The status line and headers; a bodyless response no longer forces ``Connection: close``."""
-        if (
-            self.version == "1.1"
-            and not self.has_body
-            and not self.close_on_finish
-            and self.request.headers.get("CONNECTION", "").lower() != "close"
-        ):
-            self._bodyless_keep_alive = True
-            try:
-                return super().build_response_header()  # type: ignore[no-any-return]
-            finally:
-                self._bodyless_keep_alive = False
+        if self.version == "1.1" and not self.close_on_finish and self.request.headers.get("CONNECTION", "").lower() != "close":
+            if self.has_body:
+                header = self._plain_header()
+                if header is not None:
+                    return header
+            else:
+                self._bodyless_keep_alive = True
+                try:
+                    return self._waitress_header()
+                finally:
+                    self._bodyless_keep_alive = False
+        return self._waitress_header()
+
+    def _waitress_header(self) -> bytes:
+        self.response_headers.append(("Date", _date_header(int(self.start_time))))
         return super().build_response_header()  # type: ignore[no-any-return]
+
+    def _plain_header(self) -> bytes | None:
+        """The header of a response with a ``Content-Length`` and only ordinary headers, else None."""
+        lines = [f"HTTP/1.1 {self.status}"]
+        length = False
+        for name, value in self.response_headers:
+            name = _header_name(name)
+            if name in ("Date", "Server", "Connection", "Transfer-Encoding"):
+                return None  # let waitress reconcile these
+            if name == "Content-Length":
+                length = True
+            lines.append(f"{name}: {value}")
+        if not length:
+            return None
+        ident = self.channel.server.adj.ident
+        if ident:
+            lines.append(f"Server: {ident}")
+        lines.append(f"Date: {_date_header(int(self.start_time))}")
+        lines.append("\r\n")
+        return "\r\n".join(lines).encode("latin-1")
 
     def set_close_on_finish(self) -> None:
         """Close after this response, unless it is a bodyless one that HTTP/1.1 frames by itself."""

@@ -39,6 +39,7 @@ the media root can make one.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -143,13 +144,32 @@ def locator_segments(locator: object, *, windows: bool | None = None) -> tuple[s
     return segments
 
 
+@functools.lru_cache(maxsize=64)
+def _root_prefix(root_real: str) -> str:
+    """``root_real`` as compared, with a trailing separator (a root is resolved once; few exist)."""
+    root_cmp = os.path.normcase(root_real)
+    return root_cmp if root_cmp.endswith(os.sep) else root_cmp + os.sep
+
+
 def _inside(root_real: str, candidate_real: str) -> bool:
     """True when ``candidate_real`` is strictly below ``root_real`` (both real, absolute)."""
     # Both are absolute, normalised real paths, so a prefix test on whole
     # components is commonpath's answer at a fraction of its cost.
-    root_cmp = os.path.normcase(root_real)
-    prefix = root_cmp if root_cmp.endswith(os.sep) else root_cmp + os.sep
-    return os.path.normcase(candidate_real).startswith(prefix)
+    return os.path.normcase(candidate_real).startswith(_root_prefix(root_real))
+
+
+@functools.lru_cache(maxsize=1024)
+def _path_under(root_real: str, locator: str) -> str:
+    """The path a locator names under a root, once its lexical checks passed.
+
+    Remembered, since a player asks for the same file again and again; only
+    locators from tokens whose MAC matched get here, each at most
+    ``MAX_LOCATOR_CHARS`` long, so this holds at most 1024 of them.
+
+    Raises:
+        FileRefused: from :func:`locator_segments` (never remembered).
+    """
+    return os.path.join(root_real, *locator_segments(locator))
 
 
 def _proc_fd_works() -> bool:
@@ -192,18 +212,19 @@ def open_regular_file(root: Path, locator: object, *, root_real: str | None = No
         FileRefused: for every reason a file cannot be served, all alike
             (``reason`` says which rule fired, for the log).
     """
-    segments = locator_segments(locator)
+    if not isinstance(locator, str):
+        raise FileRefused("locator is not text")
     if root_real is None:
         try:
             root_real = os.path.realpath(root, strict=True)
         except (OSError, ValueError):
             raise FileRefused("media root is missing") from None
-    name = str(locator)
+    name = locator
     if USE_PROC_FD:
         # Resolve the name (following links) to a handle that opens nothing,
         # check what the kernel says it is, then open that very file.
         try:
-            handle = os.open(os.path.join(root_real, *segments), _O_PATH | getattr(os, "O_CLOEXEC", 0))
+            handle = os.open(_path_under(root_real, locator), _O_PATH | getattr(os, "O_CLOEXEC", 0))
         except (OSError, ValueError) as error:
             raise _refusal(error) from None
         try:
@@ -220,7 +241,7 @@ def open_regular_file(root: Path, locator: object, *, root_real: str | None = No
             os.close(handle)
         return _wrap(fd, facts, name)
     try:
-        path = os.path.realpath(os.path.join(root_real, *segments), strict=True)
+        path = os.path.realpath(_path_under(root_real, locator), strict=True)
         if not _inside(root_real, path):
             raise FileRefused("outside the media root")
         named = os.lstat(path)

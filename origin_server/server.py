@@ -182,10 +182,22 @@ def listening(server: OriginServer | waitress.server.MultiSocketServer) -> list[
 
 
 class _Formatter(logging.Formatter):
-    """The standard formatter, formatting each second's timestamp once (one access line per request)."""
+    """``asctime levelname name: message`` (:data:`LINE_FORMAT`), each second's timestamp formatted once.
+
+    A plain record (no arguments, traceback or stack: every access line) is
+    put together directly, as the standard formatter would, minus its
+    general machinery; one such line is written per request.
+    """
 
     _second: int = -1
     _text: str = ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The line for ``record``."""
+        if record.args or record.exc_info or record.exc_text or record.stack_info or type(record.msg) is not str:
+            return super().format(record)
+        record.message = record.msg
+        return f"{self.formatTime(record)} {record.levelname} {record.name}: {record.msg}"
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         """``YYYY-mm-dd HH:MM:SS,mmm`` in local time, as ``logging.Formatter`` writes it."""
@@ -256,6 +268,10 @@ class BlockStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().close()
 
 
+#: How every log line looks (:class:`_Formatter` has a fast path for exactly this).
+LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def configure_logging(level: int = logging.INFO, *, access_log: bool = True) -> None:
     """Log to stderr, one line per record, with tokens redacted from every record that passes.
 
@@ -275,7 +291,7 @@ def configure_logging(level: int = logging.INFO, *, access_log: bool = True) -> 
     # waitress warns "Task queue depth is N" on every queued request under load.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     handler = BlockStreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_Formatter(LINE_FORMAT))
     handler.addFilter(RedactTokens())
     root = logging.getLogger()
     root.addHandler(handler)
