@@ -53,7 +53,9 @@ class FileBody(ReadOnlyFileBasedBuffer):
     """
 
     def __init__(self, file: BinaryIO, start: int, length: int, name: str) -> None:
-        super().__init__(file, block_size=64 * 1024)
+        # What ReadOnlyFileBasedBuffer.__init__ sets, without the call (one body per request).
+        self.file = file
+        self.block_size = 64 * 1024
         self.offset = start
         self.remain = length
         self.name = name

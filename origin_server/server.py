@@ -89,6 +89,25 @@ def _raise_open_file_limit(needed: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
+def waitress_options(*, host: str, port: int, threads: int, connection_limit: int) -> dict[str, Any]:
+    """The waitress settings the origin runs with (benchmarks give a bare app the same ones)."""
+    return {
+        "host": host,
+        "port": port,
+        "threads": threads,
+        "connection_limit": connection_limit,
+        "ident": "origin-server",
+        # With --trusted-proxy, forwarded_client reads (and drops) proxy headers; without one the
+        # app reads none, so waitress need not strip them on every request.
+        "clear_untrusted_proxy_headers": False,
+        "asyncore_use_poll": not SELECT_ONLY,
+        "max_request_header_size": MAX_REQUEST_HEADER_BYTES,
+        "max_request_body_size": MAX_REQUEST_BODY_BYTES,
+        # How often the request deadline is checked, in seconds.
+        "cleanup_interval": 1,
+    }
+
+
 def make_server(
     app: Any,
     *,
@@ -132,20 +151,7 @@ def make_server(
         app = forwarded_client(app, trusted_proxy)
     # A connection holds a socket and, while it streams, a file; some to spare for logs and the like.
     _raise_open_file_limit(2 * connection_limit + 64)
-    options = dict(
-        host=host,
-        port=port,
-        threads=threads,
-        connection_limit=connection_limit,
-        ident="origin-server",
-        # Proxy headers are handled above (or dropped): waitress leaves them alone.
-        clear_untrusted_proxy_headers=False,
-        asyncore_use_poll=not SELECT_ONLY,
-        max_request_header_size=MAX_REQUEST_HEADER_BYTES,
-        max_request_body_size=MAX_REQUEST_BODY_BYTES,
-        # How often the request deadline is checked, in seconds.
-        cleanup_interval=1,
-    )
+    options = waitress_options(host=host, port=port, threads=threads, connection_limit=connection_limit)
     try:
         return _bind(app, Adjustments(**options), header_timeout)
     except (OSError, ValueError) as error:  # in use, not an address of this machine, no such host
