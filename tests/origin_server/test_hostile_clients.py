@@ -103,7 +103,7 @@ def closed_by_server(sock: socket.socket, *, within: float, trickle: bool) -> bo
         try:
             if sock.recv(1024) == b"":
                 return True
-        except socket.timeout:
+        except TimeoutError:
             pass
         except OSError:
             return True
@@ -162,7 +162,7 @@ def test_a_file_cut_short_while_streaming_ends_the_connection(
             while True:
                 try:
                     chunk = sock.recv(1 << 16)
-                except socket.timeout:
+                except TimeoutError:
                     pytest.fail("the server kept the connection open after the file ended")
                 if not chunk:
                     break

@@ -140,7 +140,7 @@ def cut_off_while_trickling(port: int) -> bool:
             try:
                 if sock.recv(1024) == b"":
                     return True
-            except socket.timeout:
+            except TimeoutError:
                 pass
             except OSError:
                 return True
