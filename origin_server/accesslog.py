@@ -81,7 +81,8 @@ class AccessLog:
 
     ``route`` is the matched URI template (never the raw path, which holds the
     token); ``bytes`` is the ``Content-Length`` sent (``-`` when none); ``ms`` is
-    the time until the response starts; ``client`` is ``REMOTE_ADDR``, which
+    the time from routing to the response's start (0.0 for a path no route
+    matched); ``client`` is ``REMOTE_ADDR``, which
     the server rewrites from ``X-Forwarded-For`` only for a ``--trusted-proxy``;
     ``tok`` is ``-`` for a token longer than ``max_token_length`` (refused
     unread). A refused request ends with ``reason="..."``, taken from
@@ -101,17 +102,15 @@ class AccessLog:
         self.max_token_length = max_token_length
         self._digests: dict[str, str] = {}
 
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Note when the request arrived."""
-        req.context.started = time.perf_counter()
-
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
     ) -> None:
-        """Note the token (not for the log: its digest goes there), unless it is too long to be one."""
+        """Note when a routed request reached its resource, and its token unless too long to be one."""
+        context = req.context
+        context.started = time.perf_counter()
         token = params.get("token")
         if isinstance(token, str) and len(token) <= self.max_token_length:
-            req.context.token = token
+            context.token = token
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
@@ -120,7 +119,7 @@ class AccessLog:
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
-        context = req.context
+        context = vars(req.context)
         started = context.get("started")
         elapsed = (time.perf_counter() - started) * 1000 if started is not None else 0.0
         status = resp.status

@@ -269,16 +269,22 @@ class _Stream:
             resp.content_type = falcon.MEDIA_JSON
             resp.media = {"error": "range_not_satisfiable"}
             return False
-        resp.set_header("ETag", etag)
-        resp.set_header("Last-Modified", http_date(last_modified))
-        resp.set_header("Cache-Control", f"private, max-age={max_age}")
+        headers = [  # set at once: one call instead of one per header
+            ("ETag", etag),
+            ("Last-Modified", http_date(last_modified)),
+            ("Cache-Control", f"private, max-age={max_age}"),
+        ]
         if plan.status == 304:
+            resp.set_headers(headers)
             return False
-        resp.content_type = content_type_for(opened.name)
-        resp.set_header("Content-Disposition", content_disposition(opened.name))
+        headers += [
+            ("Content-Type", content_type_for(opened.name)),
+            ("Content-Disposition", content_disposition(opened.name)),
+            ("Content-Length", str(plan.length)),
+        ]
         if plan.status == 206:
-            resp.set_header("Content-Range", content_range(plan, opened.size))
-        resp.content_length = plan.length
+            headers.append(("Content-Range", content_range(plan, opened.size)))
+        resp.set_headers(headers)
         if not send_body or plan.length == 0:
             return False
         if env.get("wsgi.file_wrapper") is ReadOnlyFileBasedBuffer:

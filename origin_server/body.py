@@ -25,18 +25,7 @@ from waitress.buffers import ReadOnlyFileBasedBuffer
 from .errors import FileEndedEarly
 
 
-def _read_at(file: BinaryIO, size: int, offset: int) -> bytes:
-    """Read up to ``size`` bytes at ``offset`` without using (or moving) the file's position."""
-    return os.pread(file.fileno(), size, offset)
-
-
-def _seek_and_read(file: BinaryIO, size: int, offset: int) -> bytes:
-    """Where there is no ``pread`` (Windows): seek, then read."""
-    file.seek(offset)
-    return file.read(size)
-
-
-_READ = _read_at if hasattr(os, "pread") else _seek_and_read
+_PREAD = getattr(os, "pread", None)
 
 
 class FileBody(ReadOnlyFileBasedBuffer):
@@ -55,6 +44,7 @@ class FileBody(ReadOnlyFileBasedBuffer):
     def __init__(self, file: BinaryIO, start: int, length: int, name: str) -> None:
         # What ReadOnlyFileBasedBuffer.__init__ sets, without the call (one body per request).
         self.file = file
+        self.fd = file.fileno()
         self.block_size = 64 * 1024
         self.offset = start
         self.remain = length
@@ -74,7 +64,11 @@ class FileBody(ReadOnlyFileBasedBuffer):
             numbytes = self.remain
         if numbytes == 0:
             return b""
-        data = _READ(self.file, numbytes, self.offset)
+        if _PREAD is not None:  # at our offset, without using (or moving) the file's position
+            data = _PREAD(self.fd, numbytes, self.offset)
+        else:  # Windows
+            self.file.seek(self.offset)
+            data = self.file.read(numbytes)
         if not data:
             raise FileEndedEarly(self.name, self.remain)
         if skip:
