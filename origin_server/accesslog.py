@@ -18,6 +18,7 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import falcon
@@ -90,16 +91,26 @@ class AccessLog:
     whatever the reason).
 
     Args:
-        logger: where lines go (default ``origin_server.access``).
+        logger: where lines go (default ``origin_server.access``); its level
+            decides whether they are written at all.
         max_token_length: tokens longer than this are not even hashed.
+        write: writes a line instead of making a log record of it (see
+            ``server.configure_logging``, whose handler would be its only reader).
     """
 
     #: Digests of tokens that were served (so their MAC matched), to skip hashing them again.
     DIGEST_CACHE_SIZE = 1024
 
-    def __init__(self, logger: logging.Logger | None = None, *, max_token_length: int = 2048) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger | None = None,
+        *,
+        max_token_length: int = 2048,
+        write: Callable[[str], None] | None = None,
+    ) -> None:
         self.logger = logger or logging.getLogger(ACCESS_LOGGER)
         self.max_token_length = max_token_length
+        self.write = write
         self._digests: dict[str, str] = {}
 
     def process_resource(
@@ -142,6 +153,9 @@ class AccessLog:
         reason = context.get("reason")
         if reason:
             line += f' reason="{loggable(reason)}"'
-        # The record logger.info() would make, minus its caller lookup (a stack
-        # walk on every request, for a file and line nobody prints here).
-        logger.handle(logging.LogRecord(logger.name, logging.INFO, __file__, 0, line, None, None))
+        if self.write is not None:
+            self.write(line)
+        else:
+            # The record logger.info() would make, minus its caller lookup (a stack
+            # walk on every request, for a file and line nobody prints here).
+            logger.handle(logging.LogRecord(logger.name, logging.INFO, __file__, 0, line, None, None))

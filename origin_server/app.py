@@ -26,6 +26,7 @@ import os
 import re
 import traceback
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import falcon
@@ -330,7 +331,7 @@ class _App(falcon.App):
     _default_responder_bad_request = _unknown_method
 
 
-def create_app(config: OriginConfig) -> falcon.App:
+def create_app(config: OriginConfig, *, access_line: Callable[[str], None] | None = None) -> falcon.App:
     """Build the origin's WSGI app from ``config``.
 
     Also attaches the token-redacting filter to waitress's logger (idempotent),
@@ -338,13 +339,15 @@ def create_app(config: OriginConfig) -> falcon.App:
 
     Args:
         config: roots, key ring, clock, CORS origins and offload mode.
+        access_line: writes each access line (from ``server.configure_logging``);
+            by default they are records of the ``origin_server.access`` logger.
 
     Returns:
         A ``falcon.App`` serving ``GET|HEAD|OPTIONS /api/private-origin/stream/{token}`` and ``GET /healthz``.
     """
     install_redaction()
     headers = _ResponseHeaders(config)
-    app = _App(middleware=[AccessLog(max_token_length=MAX_TOKEN_LENGTH), headers])
+    app = _App(middleware=[AccessLog(max_token_length=MAX_TOKEN_LENGTH, write=access_line), headers])
     app.add_route(STREAM_ROUTE, _Stream(config, headers))
     app.add_route(HEALTH_ROUTE, _Health(config))
     app.add_error_handler(Exception, _render_error)

@@ -146,9 +146,9 @@ def serve(
         max_token_lifetime=max_token_lifetime,
         health_details=healthz_details,
     )
-    configure_logging(access_log=access_log)
+    access_line = configure_logging(access_log=access_log)
     server = make_server(
-        create_app(config),
+        create_app(config, access_line=access_line),
         host=host,
         port=port,
         threads=threads,
