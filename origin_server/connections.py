@@ -85,7 +85,8 @@ class OriginTask(WSGITask):
         return self._waitress_header()
 
     def _waitress_header(self) -> bytes:
-        self.response_headers.append(("Date", _date_header(int(self.start_time))))
+        if not any(name.lower() == "date" for name, _ in self.response_headers):
+            self.response_headers.append(("Date", _date_header(int(self.start_time))))
         return super().build_response_header()  # type: ignore[no-any-return]
 
     def _plain_header(self) -> bytes | None:

@@ -166,6 +166,28 @@ def serve_app() -> Iterator[Callable[..., Running]]:
         thread.join(timeout=5)
 
 
+def closed_by_server(sock: socket.socket, *, within: float, trickle: bool, every: float = 0.2) -> bool:
+    """Whether the server closes ``sock`` within ``within`` seconds, sending a header line every ``every`` s if ``trickle``."""
+    sock.settimeout(every)
+    deadline = time.monotonic() + within
+    number = 0
+    while time.monotonic() < deadline:
+        try:
+            if sock.recv(1024) == b"":
+                return True
+        except TimeoutError:
+            pass
+        except OSError:
+            return True
+        if trickle:
+            number += 1
+            try:
+                sock.sendall(f"X-Slow-{number}: x\r\n".encode())
+            except OSError:
+                return True
+    return False
+
+
 def free_port() -> int:
     """A port free on 127.0.0.1 right now."""
     with socket.socket() as probe:

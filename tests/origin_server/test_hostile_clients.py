@@ -17,7 +17,7 @@ import requests
 
 from origin_server.app import create_app
 
-from .conftest import STREAM, Media, make_config, token_for
+from .conftest import STREAM, Media, closed_by_server, make_config, token_for
 
 
 def exchange(sock: socket.socket, request: bytes) -> int:
@@ -92,28 +92,6 @@ def test_trickling_connections_do_not_lock_out_a_new_client(media: Media, serve_
         assert newcomer.status_code == 200 and newcomer.content == media.files["test.flac"]
     finally:
         trickle.close()
-
-
-def closed_by_server(sock: socket.socket, *, within: float, trickle: bool) -> bool:
-    """Whether the server closes ``sock`` within ``within`` seconds (sending a header line every 0.2 s if ``trickle``)."""
-    sock.settimeout(0.2)
-    deadline = time.monotonic() + within
-    number = 0
-    while time.monotonic() < deadline:
-        try:
-            if sock.recv(1024) == b"":
-                return True
-        except TimeoutError:
-            pass
-        except OSError:
-            return True
-        if trickle:
-            number += 1
-            try:
-                sock.sendall(f"X-Slow-{number}: x\r\n".encode())
-            except OSError:
-                return True
-    return False
 
 
 def test_the_header_deadline_closes_slow_requests_not_idle_keep_alive(

@@ -17,7 +17,7 @@ import requests
 from tests.conftest import require_tool
 
 from . import nginx_conf
-from .conftest import SECRET, STREAM, Media, cli_server, free_port, token_for, write_private
+from .conftest import SECRET, STREAM, Media, cli_server, closed_by_server, free_port, token_for, write_private
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "origin.md"
 HEADING = "### nginx in front for the public internet, the origin sending the bytes"
@@ -133,20 +133,4 @@ def cut_off_while_trickling(port: int) -> bool:
     context.verify_mode = ssl.CERT_NONE
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, context.wrap_socket(raw) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-        sock.settimeout(1)
-        deadline = time.monotonic() + 30
-        number = 0
-        while time.monotonic() < deadline:
-            try:
-                if sock.recv(1024) == b"":
-                    return True
-            except TimeoutError:
-                pass
-            except OSError:
-                return True
-            number += 1
-            try:
-                sock.sendall(f"X-Slow-{number}: x\r\n".encode())
-            except OSError:
-                return True
-    return False
+        return closed_by_server(sock, within=30, trickle=True, every=1)
