@@ -17,7 +17,7 @@ import requests
 
 from origin_server.app import create_app
 
-from .conftest import STREAM, Media, closed_by_server, make_config, token_for
+from .conftest import STREAM, Media, closed_by_server, make_config, open_fds, token_for
 
 
 def exchange(sock: socket.socket, request: bytes) -> int:
@@ -207,3 +207,25 @@ def test_a_304_and_a_204_keep_the_connection(media: Media, serve_app) -> None:  
         assert connection.sock is sock  # one connection for all four
     finally:
         connection.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name == "nt", reason="Windows' select() takes at most 512 sockets")
+def test_the_loop_serves_sockets_numbered_past_1024(media: Media, serve_app) -> None:  # noqa: ANN001
+    """select() cannot wait on a descriptor numbered 1024 or more; the origin's loop can (poll())."""
+    if open_fds() is None:
+        pytest.skip("no /proc/self/fd here")
+    origin = serve_app(create_app(make_config(media)))  # the default limit, 1000 connections
+    idle = [socket.create_connection(("127.0.0.1", origin.port), timeout=10) for _ in range(700)]
+    try:
+        deadline = time.monotonic() + 10
+        while open_fds() < 1400 and time.monotonic() < deadline:  # type: ignore[operator]
+            time.sleep(0.1)  # until the server has accepted them (both ends live in this process)
+        assert open_fds() >= 1400  # type: ignore[operator]
+        with socket.create_connection(("127.0.0.1", origin.port), timeout=10) as newcomer:
+            # Descriptors are numbered lowest-free first: both ends of this one are past 1024.
+            assert newcomer.fileno() > 1024
+            assert exchange(newcomer, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") == 200
+    finally:
+        for sock in idle:
+            sock.close()
