@@ -7,7 +7,9 @@ range per request):
    (a) the origin (``origin-server serve``: token check, resolver, falcon),
    (b) a bare WSGI app on waitress sending the same ranges from an open file
        with no token and no framework (waitress's own ceiling),
-   (c) nginx serving the same file (where nginx is installed);
+   (c) nginx serving the same file (where nginx is installed),
+   (e) with ``--before REV``: the origin as it was at that git revision, so
+       one run gives before and after;
 2. whole-file downloads for (a), (b), (c) and (d) the origin with
    ``--offload nginx`` behind nginx;
 3. 60 paused players (connected, 100 bytes read, then never reading) on the
@@ -17,16 +19,24 @@ range per request):
    without it (a root for every backend the catalog names), and the two
    servers' RSS and CPU per request.
 
-Every server is pinned to CPU 0 and wrk to CPU 1 when ``taskset`` exists, so
-the load generator does not compete with the server. Server CPU comes from
-``/proc/<pid>/stat`` (utime + stime, nginx's workers included).
+Conditions are a user's: the origin runs as ``origin-server serve`` with its
+defaults (threads, connection limit, access log on) and writes its log to
+stderr, which is a pipe read by another process, as under systemd, Docker or
+a terminal (``--log-to file`` writes a file instead, as NSSM on Windows
+does); the bare app gets exactly the waitress settings the origin uses
+(``origin_server.server.waitress_options``). Every server is pinned to CPU 0
+and wrk to CPU 1 when ``taskset`` exists, so the load generator does not
+compete with the server; each server is warmed up first, and the order of the
+servers rotates from round to round. Server CPU comes from ``/proc/<pid>/stat``
+(utime + stime, nginx's workers included).
 
-Targets (issue 5): (a) >= 75% of (b)'s ranged requests/s; (d) whole-file MB/s
-within 10% of (c); 60 paused players leave first byte < 250 ms, server < 200 MiB.
-Issue 13, at 1M tracks: origin --catalog >= 95% of the origin's ranged req/s,
-a lookup adding at most 50 us per request, the server under 200 MiB.
+Targets: (a) >= 75% of (b)'s ranged requests/s; (d) whole-file MB/s within
+10% of (c); 60 paused players leave first byte < 250 ms, server < 200 MiB;
+with a 1M-track catalog, origin --catalog >= 95% of the origin's ranged
+req/s, a lookup adding at most 50 us per request, the server under 200 MiB.
 
-Usage: python benchmarks/bench_origin.py [--rounds 3] [--seconds 5] [--size-mib 8] [--catalog DIR] [--keep]
+Usage: python benchmarks/bench_origin.py [--rounds 5] [--seconds 5] [--size-mib 8]
+       [--before 54907b3] [--log-to pipe|file] [--catalog DIR] [--keep]
 """
 
 from __future__ import annotations
@@ -58,9 +68,12 @@ CONNECTIONS = 16
 RANGE = 64 * 1024
 STREAM = "/api/private-origin/stream/"
 
-# The ceiling: the least a WSGI app on waitress can do to send a range from an open file.
+# The ceiling: the least a WSGI app on waitress can do to send a range from an open file,
+# on plain waitress with the settings the origin runs with.
 BARE_APP = r'''
 import logging, os, re, sys, waitress
+from origin_server.config import DEFAULT_CONNECTION_LIMIT
+from origin_server.server import waitress_options
 logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 PATH = sys.argv[1]
 SIZE = os.path.getsize(PATH)
@@ -76,8 +89,9 @@ def app(environ, start_response):
     else:
         start_response("200 OK", [("Content-Length", str(SIZE)), ("Content-Type", "audio/flac")])
     return environ["wsgi.file_wrapper"](f, 65536)
-waitress.serve(app, host="127.0.0.1", port=int(sys.argv[2]), threads=int(sys.argv[3]),
-               connection_limit=200, asyncore_use_poll=True, _quiet=True)
+options = waitress_options(host="127.0.0.1", port=int(sys.argv[2]), threads=int(sys.argv[3]),
+                           connection_limit=DEFAULT_CONNECTION_LIMIT)
+waitress.serve(app, _quiet=True, **options)
 '''
 
 RANGES_LUA = """
@@ -245,17 +259,25 @@ def report_catalog(samples: dict[str, dict[str, list[Load]]], targets: dict, sec
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of load on each server before the rounds")
     parser.add_argument("--size-mib", type=int, default=8, help="size of the served file")
-    parser.add_argument("--threads", type=int, default=4, help="waitress worker threads (origin and bare)")
+    parser.add_argument("--threads", type=int, help="waitress worker threads (origin and bare; default: the origin's)")
+    parser.add_argument("--before", metavar="REV", help="also run the origin as it was at this git revision")
+    parser.add_argument("--log-to", choices=("pipe", "file"), default="pipe", help="where the origin's stderr goes")
     parser.add_argument("--catalog", type=Path, metavar="DIR",
                         help="an exported snapshot: also measure origin --catalog DIR against the origin without it")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
+    if args.threads is None:
+        from origin_server.cli import serve
+
+        args.threads = next(param.default for param in serve.params if param.name == "threads")
     if not shutil.which("wrk"):
         print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
         return 1
     nginx = shutil.which("nginx")
+    load_at_start = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="bench-origin-"))
     processes: list[subprocess.Popen] = []
     try:
@@ -266,16 +288,33 @@ def main() -> int:
         (root / "big.flac").write_bytes(os.urandom(64 << 20))
         keys = work / "origin.keys"
         keys.write_text(SECRET + "\n", encoding="utf-8")
-        expires = time.time() + 3600
+        keys.chmod(0o600)
+        expires = time.time() + 3 * 3600
         token = create_origin_token(SECRET, "track.flac", expires)
         big_token = create_origin_token(SECRET, "big.flac", expires)
-        log = (work / "origin.log").open("w", encoding="utf-8")
+        log_file = (work / "origin.log").open("w", encoding="utf-8")
+        if args.log_to == "pipe":  # a reader process, as journald, Docker or a terminal is
+            reader = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=log_file)
+            processes.append(reader)
+            log = reader.stdin
+        else:
+            log = log_file
+        before_tree = None
+        if args.before:
+            before_tree = work / "before"
+            before_tree.mkdir()
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.before], capture_output=True, check=True)
+            subprocess.run(["tar", "-x", "-C", str(before_tree)], input=archive.stdout, check=True)
 
-        def origin(*extra: str, roots: tuple[str, ...] = (str(root),)) -> tuple[int, int]:
+        def origin(*extra: str, tree: Path = ROOT, roots: tuple[str, ...] = (str(root),)) -> tuple[int, int]:
+            """Start `origin-server serve` as a user would: its defaults, stderr to the log."""
             port = free_port()
             command = [sys.executable, "-m", "origin_server", "serve", *(f"--media-root={r}" for r in roots),
-                       "--secret-file", str(keys), "--port", str(port), "--threads", str(args.threads), *extra]
-            process = subprocess.Popen(pinned("0", command), stdout=log, stderr=log, cwd=ROOT)
+                       "--secret-file", str(keys), "--port", str(port), *extra]
+            if args.threads != 4:
+                command += ["--threads", str(args.threads)]
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            process = subprocess.Popen(pinned("0", command), stdout=log, stderr=log, cwd=tree, env=env)
             processes.append(process)
             wait_port(port, timeout=300, process=process)  # --catalog reads the snapshot first
             return port, process.pid
@@ -309,6 +348,11 @@ def main() -> int:
                 "whole": (f"http://127.0.0.1:{bare_port}/track.flac", bare.pid, None),
             },
         }
+        if before_tree is not None:
+            before_port, before_pid = origin(tree=before_tree)
+            targets[f"origin at {args.before}"] = {
+                "ranges": (f"http://127.0.0.1:{before_port}{stream}", before_pid, stream),
+            }
         offload_cpu = 0.0
         offload_pid = 0
         if nginx:
@@ -328,15 +372,23 @@ def main() -> int:
                 "whole": (f"{front_url}/static/track.flac", front.pid, None),
             }
             targets["origin --offload nginx"] = {"whole": (f"{front_url}{stream}", front.pid, None)}
-
         if args.catalog:
             targets.update(catalog_targets(args.catalog, root, work, expires, origin))
 
-        # Interleave the servers round by round, so the shared machine's noise hits all alike.
+        # Warm every server up (its caches, the page cache, TCP buffers), as a running one is.
+        for kinds in targets.values():
+            for kind, (url, pid, lua_path) in kinds.items():
+                if kind == "ranges":
+                    wrk(url, args.warmup, pid, ranges(lua_path))
+        # Interleave the servers round by round, so the shared machine's noise hits all alike,
+        # rotating their order, so that none always runs right after the same neighbour.
         samples: dict[str, dict[str, list[Load]]] = {"ranges": {}, "whole": {}}
-        for _round in range(args.rounds):
+        names = list(targets)
+        for number in range(args.rounds):
+            order = names[number % len(names):] + names[: number % len(names)]
             for kind in ("ranges", "whole"):
-                for name, kinds in targets.items():
+                for name in order:
+                    kinds = targets[name]
                     if kind not in kinds:
                         continue
                     url, pid, lua_path = kinds[kind]
@@ -356,15 +408,17 @@ def main() -> int:
 
         rss_idle, fb_median, fb_max, rss_paused = paused_players(ours_port, STREAM + big_token, ours_pid)
 
-        print(f"bench_origin: {args.rounds} rounds x {args.seconds}s per run (medians), {CONNECTIONS} connections "
-              f"(wrk -t1), {args.threads} waitress threads, file {args.size_mib} MiB, server on CPU 0, wrk on CPU 1")
+        print(f"bench_origin: {args.rounds} rounds x {args.seconds}s per run (medians) after {args.warmup}s of warm-up, "
+              f"{CONNECTIONS} connections (wrk -t1), {args.threads} waitress threads, file {args.size_mib} MiB, "
+              f"server on CPU 0, wrk on CPU 1, origin log to a {args.log_to}; "
+              f"load average {load_at_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
         for kind, title in (("ranges", "64 KiB random ranges"), ("whole", "whole-file downloads")):
             print(f"\n{title}:")
-            print(f"  {'server':<24} {'req/s':>9} {'MB/s':>9} {'CPU s':>7} {'req/CPU s':>10}")
+            print(f"  {'server':<24} {'req/s':>9} {'MB/s':>9} {'CPU s':>7} {'req/CPU s':>10} {'core busy':>9}")
             for name, load in results[kind].items():
                 per_cpu = load.requests_per_s * args.seconds / load.cpu_s if load.cpu_s else float("nan")
                 print(f"  {name:<24} {load.requests_per_s:>9.0f} {load.mb_per_s:>9.1f} {load.cpu_s:>7.2f} "
-                      f"{per_cpu:>10.0f} {load.errors}")
+                      f"{per_cpu:>10.0f} {load.cpu_s / args.seconds:>9.0%} {load.errors}")
         r = results["ranges"]
         ratio = r["origin"].requests_per_s / r["bare waitress"].requests_per_s
         print(f"\nranged req/s, origin / bare waitress: {ratio:.0%} (target >= 75%); per round: "
@@ -377,6 +431,13 @@ def main() -> int:
         print(f"ranged requests per server CPU second (all rounds), origin / bare waitress: "
               f"{per_cpu('origin') / per_cpu('bare waitress'):.0%}; "
               f"origin --no-access-log / bare waitress: {per_cpu('origin --no-access-log') / per_cpu('bare waitress'):.0%}")
+        if before_tree is not None:
+            then = f"origin at {args.before}"
+            print(f"ranged req/s, {then} / bare waitress: per round "
+                  f"{round_ratios('ranges', then, 'bare waitress', 'requests_per_s')}; per server CPU second: "
+                  f"{per_cpu(then) / per_cpu('bare waitress'):.0%}")
+            print(f"ranged req/s, origin now / {then}: per round {round_ratios('ranges', 'origin', then, 'requests_per_s')}"
+                  f"; per server CPU second: {per_cpu('origin') / per_cpu(then):.0%}")
         quiet = r["origin --no-access-log"].requests_per_s / r["bare waitress"].requests_per_s
         print(f"ranged req/s, origin --no-access-log / bare waitress: {quiet:.0%}; per round: "
               f"{round_ratios('ranges', 'origin --no-access-log', 'bare waitress', 'requests_per_s')}")

@@ -2,7 +2,8 @@
 
 The token is a bearer credential valid until it expires, so it must never
 reach a log: the access line carries ``sha256(token)[:12]`` instead (enough to
-correlate with the minting service's own log), and :class:`RedactTokens`
+correlate with the minting service's own log; nothing is kept between
+requests, so junk tokens cost no memory), and :class:`RedactTokens`
 scrubs stream URLs out of waitress's own records ("Exception while serving
 /api/private-origin/stream/<token>", "Client disconnected while serving ...").
 
@@ -13,11 +14,11 @@ returns waitress's own file wrapper untouched.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import falcon
@@ -27,12 +28,18 @@ ERROR_LOGGER = "origin_server"
 
 # A token never holds braces, so the route template "/stream/{token}" is left alone.
 _STREAM_URL = re.compile(r"(/stream/)[^\s/?#\"'{}]+")
+# What a reason may not carry into a log line: its closing quote, line breaks, controls.
+_UNLOGGABLE = re.compile(r'["\\\x00-\x1f\x7f-\x9f]')
 
 
-@functools.lru_cache(maxsize=4096)
 def token_digest(token: str) -> str:
     """Return the first 12 hex digits of the token's SHA-256: loggable, not replayable."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def loggable(text: str) -> str:
+    """``text`` safe inside a double-quoted log field: quotes, backslashes and controls become ``?``."""
+    return _UNLOGGABLE.sub("?", text)
 
 
 def redact(text: str) -> str:
@@ -71,28 +78,50 @@ def install_redaction(*names: str) -> None:
 
 
 class AccessLog:
-    """Falcon middleware: one line per request, ``METHOD route status bytes ms client tok=digest``.
+    """Falcon middleware: one line per request, ``METHOD route status bytes ms client tok=digest [reason="..."]``.
 
     ``route`` is the matched URI template (never the raw path, which holds the
     token); ``bytes`` is the ``Content-Length`` sent (``-`` when none); ``ms`` is
-    the time until the response starts; ``client`` is ``REMOTE_ADDR``, which
-    waitress rewrites from ``X-Forwarded-For`` only for a ``--trusted-proxy``.
+    the time from routing to the response's start (0.0 for a path no route
+    matched); ``client`` is ``REMOTE_ADDR``, which
+    the server rewrites from ``X-Forwarded-For`` only for a ``--trusted-proxy``;
+    ``tok`` is ``-`` for a token longer than ``max_token_length`` (refused
+    unread). A refused request ends with ``reason="..."``, taken from
+    ``req.context.reason``: why, for the operator (clients get the same body
+    whatever the reason).
+
+    Args:
+        logger: where lines go (default ``origin_server.access``); its level
+            decides whether they are written at all.
+        max_token_length: tokens longer than this are not even hashed.
+        write: writes a line instead of making a log record of it (see
+            ``server.configure_logging``, whose handler would be its only reader).
     """
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
-        self.logger = logger or logging.getLogger(ACCESS_LOGGER)
+    #: Digests of tokens that were served (so their MAC matched), to skip hashing them again.
+    DIGEST_CACHE_SIZE = 1024
 
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Note when the request arrived."""
-        req.context.started = time.perf_counter()
+    def __init__(
+        self,
+        logger: logging.Logger | None = None,
+        *,
+        max_token_length: int = 2048,
+        write: Callable[[str], None] | None = None,
+    ) -> None:
+        self.logger = logger or logging.getLogger(ACCESS_LOGGER)
+        self.max_token_length = max_token_length
+        self.write = write
+        self._digests: dict[str, str] = {}
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
     ) -> None:
-        """Keep a digest of the token (never the token) for the log line."""
+        """Note when a routed request reached its resource, and its token unless too long to be one."""
+        context = req.context
+        context.started = time.perf_counter()
         token = params.get("token")
-        if isinstance(token, str):
-            req.context.token_digest = token_digest(token)
+        if isinstance(token, str) and len(token) <= self.max_token_length:
+            context.token = token
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
@@ -101,22 +130,32 @@ class AccessLog:
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
-        context = req.context
+        context = vars(req.context)
         started = context.get("started")
         elapsed = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+        status = resp.status
+        code = status if type(status) is int else int(str(status).partition(" ")[0])
         length = resp.get_header("Content-Length")
         if length is None:
             body = resp.render_body()  # serialises (and caches) a JSON error body
-            length = str(len(body)) if body is not None else None
-        line = "%s %s %s %s %.1fms %s tok=%s" % (
-            req.method,
-            req.uri_template or "-",
-            str(resp.status).split(" ", 1)[0],
-            length or "-",
-            elapsed,
-            req.remote_addr or "-",
-            context.get("token_digest", "-"),
-        )
-        # The record logger.info() would make, minus its caller lookup (a stack
-        # walk on every request, for a file and line nobody prints here).
-        logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, None, None))
+            length = str(len(body)) if body is not None else "-"
+        token = context.get("token")
+        if token is None:
+            digest = "-"
+        else:
+            digest = self._digests.get(token) or token_digest(token)
+            if code < 400:  # served: the MAC matched, so an attacker cannot fill this
+                digests = self._digests
+                if len(digests) >= self.DIGEST_CACHE_SIZE:
+                    digests.clear()
+                digests[token] = digest
+        line = f"{req.method} {req.uri_template or '-'} {code} {length} {elapsed:.1f}ms {req.remote_addr or '-'} tok={digest}"
+        reason = context.get("reason")
+        if reason:
+            line += f' reason="{loggable(reason)}"'
+        if self.write is not None:
+            self.write(line)
+        else:
+            # The record logger.info() would make, minus its caller lookup (a stack
+            # walk on every request, for a file and line nobody prints here).
+            logger.handle(logging.LogRecord(logger.name, logging.INFO, __file__, 0, line, None, None))

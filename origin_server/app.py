@@ -7,12 +7,16 @@ behind one proxy. Responders parse the request, call the core functions
 render; every error is turned into a status and a short JSON body by
 :func:`_render_error`, registered with ``app.add_error_handler``.
 
-Streaming: the responder hands falcon the open file (seeked to the range
-start, with the exact ``Content-Length``) as ``resp.stream``; falcon passes it
-to the server's ``wsgi.file_wrapper``, and waitress then sends it from its I/O
-loop, so a paused player holds a socket and a file handle but no worker
-thread. The file is closed here on every path that sends no body (HEAD, 304,
-416, offload, errors); waitress closes it after sending otherwise.
+Streaming: under waitress the responder hands falcon a
+:class:`~origin_server.body.FileBody` (the open file, the range's start and
+exact length) as ``resp.stream``; falcon returns it as the body, and waitress,
+which takes it for its own file wrapper, sends it from its I/O loop, so a
+paused player holds a socket and a file handle but no worker thread. The file
+is closed here on every path that sends no body (HEAD, 304, 416, offload,
+errors); waitress closes it after sending otherwise.
+
+Why a request was refused goes into ``req.context.reason``, which the access
+log writes; the client's body stays the same short JSON whatever the reason.
 """
 
 from __future__ import annotations
@@ -22,18 +26,20 @@ import os
 import re
 import traceback
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import falcon
 from waitress.buffers import ReadOnlyFileBasedBuffer
 
 from .accesslog import ERROR_LOGGER, AccessLog, install_redaction, redact
+from .body import FileBody
 from .conditional import cache_max_age, content_range, http_date, make_etag, plan_response
 from .config import DEFAULT_ROOT_SEGMENT, OriginConfig
 from .errors import FileGone, FileRefused, NotConfigured, TokenExpired, TokenInvalid, TokenNotYetValid
 from .media import content_disposition, content_type_for
 from .resolve import OpenedFile, locator_segments, open_regular_file, real_root
-from .tokens import STREAM_PATH, TokenVerifier
+from .tokens import MAX_TOKEN_LENGTH, STREAM_PATH, TokenVerifier
 
 STREAM_ROUTE = STREAM_PATH + "{token}"
 HEALTH_ROUTE = "/healthz"
@@ -75,6 +81,7 @@ def _render_error(req: falcon.Request, resp: falcon.Response, error: Exception, 
     """The one place an exception becomes a status and a short JSON body."""
     for kind, (status, code) in _ERRORS.items():
         if isinstance(error, kind):
+            req.context.reason = getattr(error, "reason", None) or str(error)
             break
     else:
         if isinstance(error, falcon.HTTPError):
@@ -172,7 +179,11 @@ class _Stream:
         self.headers = headers
         # One verifier for the app's life: it remembers verified tokens, so a
         # player's next Range request skips the MAC (never the lifetime check).
-        self.tokens = TokenVerifier(config.keys, leeway=config.leeway) if config.keys is not None else None
+        self.tokens = (
+            TokenVerifier(config.keys, leeway=config.leeway, max_lifetime=config.max_token_lifetime)
+            if config.keys is not None
+            else None
+        )
         # Resolved once: a root missing now is resolved per request instead.
         self.real_roots = {name: real_root(path) for name, path in config.roots.items() if path.is_dir()}
 
@@ -202,17 +213,22 @@ class _Stream:
         backend = claims.get("backend")
         root = config.roots.get(backend)
         if root is None:
-            raise FileRefused()
-        if config.catalog is not None and not config.catalog.allows(backend, claims["locator"]):
+            raise FileRefused(
+                f"no media root named {backend!r}"
+                if backend is not None
+                else "the token names no backend and no unnamed media root is configured"
+            )
+        locator = claims["locator"]
+        opened = open_regular_file(root, locator, root_real=self.real_roots.get(backend))
+        if config.catalog is not None and not config.catalog.allows(backend, locator):
             raise FileGone()
-        opened = open_regular_file(root, claims["locator"], root_real=self.real_roots.get(backend))
         handed_over = False
         try:
             max_age = cache_max_age(claims["exp"], now, config.max_age)
             if config.offload is not None:
-                self._offload(resp, opened, backend, claims["locator"], max_age)
+                self._offload(resp, opened, backend, locator, max_age)
             else:
-                handed_over = self._respond(req, resp, opened, max_age, send_body=send_body)
+                handed_over = self._respond(req, resp, opened, locator, max_age, send_body=send_body)
         finally:
             if not handed_over:
                 opened.close()
@@ -227,7 +243,14 @@ class _Stream:
         resp.set_header("X-Accel-Redirect", accel_redirect_path(self.config.offload_prefix, backend, locator))
 
     def _respond(
-        self, req: falcon.Request, resp: falcon.Response, opened: OpenedFile, max_age: int, *, send_body: bool
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        opened: OpenedFile,
+        locator: str,
+        max_age: int,
+        *,
+        send_body: bool,
     ) -> bool:
         """Set status and headers; return True when the open file was handed to falcon as the body."""
         env = req.env
@@ -243,40 +266,48 @@ class _Stream:
             if_modified_since=env.get("HTTP_IF_MODIFIED_SINCE"),
         )
         resp.status = plan.status
-        resp.set_header("ETag", etag)
-        resp.set_header("Last-Modified", http_date(last_modified))
-        resp.set_header("Cache-Control", f"private, max-age={max_age}")
         resp.set_header("Accept-Ranges", "bytes")
-        if plan.status == 304:
-            return False
-        if plan.status == 416:
+        if plan.status == 416:  # an error: like every error response, not to be stored
+            resp.set_header("Cache-Control", "no-store")
             resp.set_header("Content-Range", content_range(plan, opened.size))
             resp.content_type = falcon.MEDIA_JSON
             resp.media = {"error": "range_not_satisfiable"}
             return False
-        resp.content_type = content_type_for(opened.name)
-        resp.set_header("Content-Disposition", content_disposition(opened.name))
+        headers = [  # set at once: one call instead of one per header
+            ("ETag", etag),
+            ("Last-Modified", http_date(last_modified)),
+            ("Cache-Control", f"private, max-age={max_age}"),
+        ]
+        if plan.status == 304:
+            resp.set_headers(headers)
+            return False
+        headers += [
+            ("Content-Type", content_type_for(opened.name)),
+            ("Content-Disposition", content_disposition(opened.name)),
+            ("Content-Length", str(plan.length)),
+        ]
         if plan.status == 206:
-            resp.set_header("Content-Range", content_range(plan, opened.size))
-        resp.content_length = plan.length
+            headers.append(("Content-Range", content_range(plan, opened.size)))
+        resp.set_headers(headers)
         if not send_body or plan.length == 0:
             return False
-        opened.file.seek(plan.start)
         if env.get("wsgi.file_wrapper") is ReadOnlyFileBasedBuffer:
-            resp.stream = opened.file  # waitress stops at Content-Length and sends from its I/O loop
+            # waitress sends it from its I/O loop, and closes the connection if the file ends early.
+            resp.stream = FileBody(opened.file, plan.start, plan.length, locator)
         else:
+            opened.file.seek(plan.start)
             resp.stream = _Span(opened.file, plan.length)  # other servers may read to EOF
         return True
 
 
 class _Health:
-    """``/healthz``: are the roots readable and keys loaded? Never names a path or a secret."""
+    """``/healthz``: are the roots readable and keys loaded? Names backends and counts keys only if configured to."""
 
     def __init__(self, config: OriginConfig) -> None:
         self.config = config
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """200 when every root is readable and a key is loaded, else 503; same JSON shape."""
+        """200 ``{"status": "ok"}`` when every root is readable and a key is loaded, else 503 ``unavailable``."""
         roots = {
             (name if name is not None else DEFAULT_ROOT_SEGMENT): os.access(path, os.R_OK | os.X_OK)
             and os.path.isdir(path)
@@ -286,10 +317,12 @@ class _Health:
         healthy = bool(roots) and all(roots.values()) and keys > 0
         resp.status = 200 if healthy else 503
         resp.set_header("Cache-Control", "no-store")
-        body: dict[str, Any] = {"status": "ok" if healthy else "unavailable", "roots": roots, "keys_loaded": keys}
-        if self.config.catalog is not None:
-            body["catalog"] = self.config.catalog.snapshot_id
-        resp.media = body
+        answer: dict[str, object] = {"status": "ok" if healthy else "unavailable"}
+        if self.config.health_details:  # backend names and key counts help a prober map the NAS
+            answer.update(roots=roots, keys_loaded=keys)
+            if self.config.catalog is not None:
+                answer["catalog"] = self.config.catalog.snapshot_id
+        resp.media = answer
 
     on_head = on_get
 
@@ -303,7 +336,7 @@ class _App(falcon.App):
     _default_responder_bad_request = _unknown_method
 
 
-def create_app(config: OriginConfig) -> falcon.App:
+def create_app(config: OriginConfig, *, access_line: Callable[[str], None] | None = None) -> falcon.App:
     """Build the origin's WSGI app from ``config``.
 
     Also attaches the token-redacting filter to waitress's logger (idempotent),
@@ -311,13 +344,15 @@ def create_app(config: OriginConfig) -> falcon.App:
 
     Args:
         config: roots, key ring, clock, CORS origins and offload mode.
+        access_line: writes each access line (from ``server.configure_logging``);
+            by default they are records of the ``origin_server.access`` logger.
 
     Returns:
         A ``falcon.App`` serving ``GET|HEAD|OPTIONS /api/private-origin/stream/{token}`` and ``GET /healthz``.
     """
     install_redaction()
     headers = _ResponseHeaders(config)
-    app = _App(middleware=[AccessLog(), headers])
+    app = _App(middleware=[AccessLog(max_token_length=MAX_TOKEN_LENGTH, write=access_line), headers])
     app.add_route(STREAM_ROUTE, _Stream(config, headers))
     app.add_route(HEALTH_ROUTE, _Health(config))
     app.add_error_handler(Exception, _render_error)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from .config import DEFAULT_CONNECTION_LIMIT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_TOKEN_LIFETIME, MAX_CONNECTION_LIMIT
 from .errors import ArgumentError, OriginError, SettingError
 
 #: Settings and arguments the core names in its errors -> the flags that give them.
@@ -20,6 +21,8 @@ FLAGS = {
     "media_root": "--media-root",
     "threads": "--threads",
     "connection_limit": "--connection-limit",
+    "header_timeout": "--header-timeout",
+    "trusted_proxy": "--trusted-proxy",
     # The token command checks --locator and --backend together.
     "locator": "--locator/--backend",
     "backend": "--locator/--backend",
@@ -57,10 +60,17 @@ secret_file_option = click.option(
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 256), help="Worker threads.")
 @click.option(
     "--connection-limit",
-    default=200,
+    default=DEFAULT_CONNECTION_LIMIT,
     show_default=True,
-    type=click.IntRange(1, 511),
-    help="Open connections at most (below Windows' select() ceiling of 512).",
+    type=click.IntRange(1, MAX_CONNECTION_LIMIT),
+    help="Open connections at most (on Windows below select()'s ceiling of 512).",
+)
+@click.option(
+    "--header-timeout",
+    default=DEFAULT_HEADER_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(0, 3600, min_open=True),
+    help="Seconds a client has to send a complete request; slower ones are disconnected.",
 )
 @click.option("--cors-origin", "cors_origins", multiple=True, metavar="URL", help="Origin allowed by CORS (repeatable).")
 @click.option("--trusted-proxy", metavar="ADDR", help="Reverse proxy whose X-Forwarded-For is believed.")
@@ -77,6 +87,18 @@ secret_file_option = click.option(
     "others answer 410. Every --media-root then needs a NAME.",
 )
 @click.option(
+    "--max-token-lifetime",
+    default=DEFAULT_MAX_TOKEN_LIFETIME,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Refuse tokens whose exp lies further ahead than this (s; 0: no cap) as invalid_token.",
+)
+@click.option(
+    "--healthz-details",
+    is_flag=True,
+    help="/healthz also names the backends and counts the keys (off: only the status, for anyone to see).",
+)
+@click.option(
     "--access-log/--no-access-log",
     default=True,
     show_default=True,
@@ -89,6 +111,7 @@ def serve(
     port: int,
     threads: int,
     connection_limit: int,
+    header_timeout: float,
     cors_origins: tuple[str, ...],
     trusted_proxy: str | None,
     offload: str | None,
@@ -96,6 +119,8 @@ def serve(
     max_age: int,
     leeway: int,
     catalog_dir: Path | None,
+    max_token_lifetime: int,
+    healthz_details: bool,
     access_log: bool,
 ) -> None:
     """Stream media files to players that present a valid token (waitress, no TLS).
@@ -122,11 +147,11 @@ def serve(
     from .catalog import Catalog
     from .config import OriginConfig, check_roots, parse_media_roots
     from .keys import read_key_file
-    from .server import configure_logging, make_server
+    from .server import configure_logging, listening, make_server
 
     roots = parse_media_roots(media_roots)
-    keys = read_key_file(secret_file)
-    configure_logging(access_log=access_log)
+    keys = read_key_file(secret_file, warn=_warn)
+    access_line = configure_logging(access_log=access_log)  # first: the catalog's load logs its warnings
     catalog = Catalog(catalog_dir, roots) if catalog_dir is not None else None
     config = OriginConfig(
         roots=check_roots(roots),
@@ -138,21 +163,21 @@ def serve(
         offload_prefix=offload_prefix,
         max_age=max_age,
         catalog=catalog,
+        max_token_lifetime=max_token_lifetime,
+        health_details=healthz_details,
     )
     server = make_server(
-        create_app(config),
+        create_app(config, access_line=access_line),
         host=host,
         port=port,
         threads=threads,
         connection_limit=connection_limit,
+        header_timeout=header_timeout,
         trusted_proxy=trusted_proxy,
     )
     mode = (", offload nginx" if offload else "") + (f", catalog {catalog.snapshot_id}" if catalog else "")
-    shown_host = f"[{host}]" if ":" in host else host
-    click.echo(
-        f"origin-server: serving on http://{shown_host}:{server.effective_port} "
-        f"({len(roots)} media root(s), {len(keys)} key(s){mode})"
-    )
+    urls = " and ".join(f"http://{f'[{at}]' if ':' in at else at}:{port}" for at, port in listening(server))
+    click.echo(f"origin-server: serving on {urls} ({len(roots)} media root(s), {len(keys)} key(s){mode})")
     sys.stdout.flush()
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -175,7 +200,12 @@ def serve(
 @cli.command()
 @secret_file_option
 @click.option("--locator", required=True, help="The file's storage key, relative to its media root.")
-@click.option("--backend", help="Storage backend naming the media root (the 'backend' claim).")
+@click.option(
+    "--backend",
+    help="Storage backend naming the media root (the 'backend' claim). Default: none, and the token is "
+    "served from the server's unnamed root (--media-root PATH without NAME=); a server whose roots all "
+    "have names answers it 404.",
+)
 @click.option("--ttl", default=3600, show_default=True, type=click.IntRange(1), help="Shortest lifetime (s).")
 @click.option(
     "--round",
@@ -189,6 +219,10 @@ def serve(
 def token(secret_file: Path, locator: str, backend: str | None, ttl: int, round_to: int, base_url: str | None) -> None:
     """Mint a token (or stream URL) for one file, signed with the key file's first key.
 
+    Without --backend the token names no backend: the server serves it from
+    its unnamed media root. A server refuses tokens living longer than its
+    --max-token-lifetime (7 days unless set).
+
     \b
     Example:
         origin-server token --secret-file origin.keys --locator "netease/马也/海屿你.flac" --base-url http://nas:8080
@@ -199,10 +233,21 @@ def token(secret_file: Path, locator: str, backend: str | None, ttl: int, round_
     from .keys import read_key_file
     from .tokens import create_origin_token, expires_at, stream_url
 
-    keys = read_key_file(secret_file)
-    exp = expires_at(time.time(), ttl, round_to=round_to)
+    keys = read_key_file(secret_file, warn=_warn)
+    now = time.time()
+    exp = expires_at(now, ttl, round_to=round_to)
+    if exp - now > DEFAULT_MAX_TOKEN_LIFETIME:
+        _warn(
+            f"this token lives longer than {DEFAULT_MAX_TOKEN_LIFETIME // 86400} days; "
+            "servers refuse it unless started with a larger --max-token-lifetime"
+        )
     minted = create_origin_token(keys, locator, exp, backend=backend)
     click.echo(stream_url(base_url, minted) if base_url else minted)
+
+
+def _warn(message: str) -> None:
+    """One warning line on stderr."""
+    click.echo(f"origin-server: warning: {message}", err=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 _MAX_DIGITS = 18
 _HUGE = 10**18
 
+# What players send nearly always ("bytes=0-", "bytes=1000-66535"): one match decides it.
+_PLAIN_RANGE = re.compile(r"bytes=(\d{1,18})-(\d{0,18})\Z", re.ASCII)
 _RANGE_UNIT = re.compile(r"\s*bytes\s*=\s*(.*)\Z", re.IGNORECASE | re.DOTALL)
 _RANGE_SPEC = re.compile(r"(\d*)\s*-\s*(\d*)\Z", re.ASCII)
 _ENTITY_TAG = re.compile(r'\s*(W/)?("[\x21\x23-\x7e\x80-\xff]*")\s*(?:,|\Z)')
@@ -90,18 +92,22 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
     """
     if header is None or len(header) > 256:
         return None
-    unit = _RANGE_UNIT.match(header)
-    if unit is None:
-        return None
-    specs = unit.group(1).strip()
-    if "," in specs:
-        # Multi-range (or a list with empty elements): allowed to ignore; a
-        # multipart/byteranges body helps no audio player.
-        return None
-    spec = _RANGE_SPEC.match(specs)
-    if spec is None:
-        return None
-    first, last = spec.group(1), spec.group(2)
+    plain = _PLAIN_RANGE.match(header)
+    if plain is not None:
+        first, last = plain.group(1), plain.group(2)
+    else:
+        unit = _RANGE_UNIT.match(header)
+        if unit is None:
+            return None
+        specs = unit.group(1).strip()
+        if "," in specs:
+            # Multi-range (or a list with empty elements): allowed to ignore; a
+            # multipart/byteranges body helps no audio player.
+            return None
+        spec = _RANGE_SPEC.match(specs)
+        if spec is None:
+            return None
+        first, last = spec.group(1), spec.group(2)
     if not first and not last:
         return None
     if not first:

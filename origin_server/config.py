@@ -27,6 +27,8 @@ _ROOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 DEFAULT_ROOT_SEGMENT = "_default"
 _OFFLOAD_PREFIX = re.compile(r"/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-]\Z")
 OFFLOAD_MODES = ("nginx",)
+#: Default cap on how far ahead a token's ``exp`` may lie: 7 days, as S3 presigned URLs.
+DEFAULT_MAX_TOKEN_LIFETIME = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class OriginConfig:
         max_age: upper bound of ``Cache-Control: max-age`` (also bounded by the token's expiry).
         cors_max_age: how long a browser may cache a preflight answer.
         catalog: the allow-list (a file is served only while the snapshot in force lists it); None serves any file.
+        max_token_lifetime: refuse (``invalid_token``) a token whose ``exp`` lies more than this
+            many seconds ahead (plus leeway); 0 for no cap.
+        health_details: ``/healthz`` also names the backends and counts the keys.
     """
 
     roots: Mapping[str | None, Path]
@@ -56,6 +61,8 @@ class OriginConfig:
     max_age: int = 3600
     cors_max_age: int = 600
     catalog: Catalog | None = None
+    max_token_lifetime: int = DEFAULT_MAX_TOKEN_LIFETIME
+    health_details: bool = False
 
     def __post_init__(self) -> None:
         for name in self.roots:
@@ -65,8 +72,8 @@ class OriginConfig:
             raise ConfigError(f"unknown offload mode {self.offload!r} (choose: {', '.join(OFFLOAD_MODES)})")
         if not _OFFLOAD_PREFIX.match(self.offload_prefix) or "//" in self.offload_prefix:
             raise ConfigError(f"invalid offload prefix {self.offload_prefix!r} (like /_protected)")
-        if self.max_age < 0 or self.cors_max_age < 0 or self.leeway < 0:
-            raise ConfigError("max-age, CORS max-age and leeway must not be negative")
+        if self.max_age < 0 or self.cors_max_age < 0 or self.leeway < 0 or self.max_token_lifetime < 0:
+            raise ConfigError("max-age, CORS max-age, leeway and maximum token lifetime must not be negative")
         object.__setattr__(self, "roots", MappingProxyType(dict(self.roots)))
         object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
 
@@ -121,3 +128,16 @@ def check_roots(roots: Mapping[str | None, Path]) -> dict[str | None, Path]:
             raise ConfigError(f"{label} is not readable: {root}", path=root)
         checked[name] = Path(os.path.realpath(root))
     return checked
+
+
+# --- the server's limits (here, not in server.py, so the command line can show them without importing waitress)
+
+#: Windows' select() handles at most 512 sockets (the listening socket and
+#: waitress's wake-up socket count too); poll() elsewhere has no such ceiling.
+SELECT_ONLY = os.name == "nt"
+MAX_CONNECTION_LIMIT = 511 if SELECT_ONLY else 65535
+#: Open connections by default: far more than players need, so that idle or
+#: slow clients cannot take every place (each costs a socket, and a file handle while it streams).
+DEFAULT_CONNECTION_LIMIT = 500 if SELECT_ONLY else 1000
+#: Seconds a client has to send a complete request once connected or once it began one.
+DEFAULT_HEADER_TIMEOUT = 5.0

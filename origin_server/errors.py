@@ -92,11 +92,33 @@ class NotConfigured(OriginError):
 class FileRefused(OriginError):
     """A locator does not name a regular file inside a media root.
 
-    Deliberately carries no reason in its message: every refusal is the same 404.
+    The message is the same for every refusal, since clients get the same 404
+    whatever the reason; ``reason`` says which rule fired, for the operator's
+    log only.
+
+    Args:
+        reason: a few words naming the rule (``outside the root``, ``not a regular file``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, reason: str = "no such file") -> None:
         super().__init__("not found")
+        self.reason = reason
+
+
+class FileEndedEarly(OriginError):
+    """A file being sent ended before the length its response announced (replaced in place?).
+
+    The server closes the connection at once: the client sees a short body.
+
+    Args:
+        name: how the log names the file (its locator).
+        missing: how many announced bytes the file no longer has.
+    """
+
+    def __init__(self, name: str, missing: int) -> None:
+        super().__init__(f"file ended {missing} bytes early: {name}")
+        self.name = name
+        self.missing = missing
 
 
 class FileGone(OriginError):

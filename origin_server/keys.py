@@ -11,16 +11,36 @@ import binascii
 import functools
 import hashlib
 import hmac
+import os
+import re
+import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Union
 
 from .errors import ArgumentTypeError, ConfigError
 
-__all__ = ["MAC_LENGTH", "KeyRing", "MacFunction", "Secret", "is_key_id", "parse_key_file", "read_key_file"]
+__all__ = [
+    "MAC_LENGTH",
+    "MAX_KEY_FILE_BYTES",
+    "KeyRing",
+    "MacFunction",
+    "Secret",
+    "is_key_id",
+    "parse_key_file",
+    "read_key_file",
+]
 
 #: Base64url characters of a 32-byte HMAC-SHA256, unpadded.
 MAC_LENGTH = 43
+#: Largest key file read (a key line is under 100 bytes; this is hundreds of keys).
+MAX_KEY_FILE_BYTES = 64 * 1024
+
+# Any of the three line endings ends a line (a file saved on old Mac OS has CR only).
+_LINE_END = re.compile(r"\r\n|\r|\n")
+# No control character belongs in a secret: it would be an invisible part of the key.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
 
 _KID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -59,8 +79,8 @@ class KeyRing:
         keys: ``(kid_or_None, secret)`` pairs, the signing key first.
 
     Raises:
-        ConfigError: no keys, an empty secret, a malformed or duplicate kid, or
-            a key without a kid beside other keys.
+        ConfigError: no keys, an empty secret, a malformed or duplicate kid, a
+            secret given twice, or a key without a kid beside other keys.
         ArgumentTypeError: a secret or kid of the wrong type (also a ``TypeError``).
     """
 
@@ -88,6 +108,9 @@ class KeyRing:
                 raise ConfigError("with more than one key, every key needs a key id")
             if len(set(kids)) != len(kids):
                 raise ConfigError("duplicate key id")
+            # Under two ids, the first key's MAC would match a token naming the second.
+            if len({secret for _, secret in pairs}) != len(pairs):
+                raise ConfigError("two keys share one secret")
         every = tuple([(kid, _mac_function(secret)) for kid, secret in pairs])
         object.__setattr__(self, "_keys", tuple(pairs))
         object.__setattr__(self, "_every", every)
@@ -181,8 +204,9 @@ def parse_key_file(text: str, *, source: str = "<key file>", min_secret_bytes: i
 
     One key per line as ``KID:SECRET`` (the secret is everything after the first
     colon), the first key signing; blank lines and lines starting with ``#`` are
-    ignored, and whitespace at either end of a line is dropped. A file holding a
-    single line without a colon is one key without a key id.
+    ignored, and whitespace at either end of a line is dropped. Lines end with
+    LF, CRLF or CR alone, in any mix. A file holding a single line without a
+    colon is one key without a key id.
 
     Args:
         text: the file's text (a leading byte-order mark is tolerated).
@@ -194,12 +218,14 @@ def parse_key_file(text: str, *, source: str = "<key file>", min_secret_bytes: i
 
     Raises:
         ConfigError: with ``line`` set for a malformed line, a duplicate key id,
-            a key without an id beside others, or a short secret; without it for
-            a file that holds no key. Messages never contain a secret.
+            a secret already given on another line, a secret holding a control
+            character, a key without an id beside others, or a short secret;
+            without it for a file that holds no key. Messages never contain a secret.
     """
     entries: list[tuple[int, str | None, str]] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
+    secrets: dict[str, int] = {}
+    for number, raw in enumerate(_LINE_END.split(text.removeprefix("\ufeff")), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -218,12 +244,17 @@ def parse_key_file(text: str, *, source: str = "<key file>", min_secret_bytes: i
                 raise fail("the secret begins with whitespace")
         else:
             kid, secret = None, line
+        if _CONTROL.search(secret):
+            raise fail("the secret contains a control character")
         try:
             secret_bytes = len(secret.encode("utf-8"))
         except UnicodeEncodeError:
             raise fail("the secret is not valid text") from None
         if secret_bytes < min_secret_bytes:
             raise fail(f"secret shorter than {min_secret_bytes} bytes")
+        if secret in secrets:
+            raise fail(f"the same secret as line {secrets[secret]} (each key id needs its own secret)")
+        secrets[secret] = number
         entries.append((number, kid, secret))
     if not entries:
         raise ConfigError(f"{source}: no keys", path=source)
@@ -236,38 +267,82 @@ def parse_key_file(text: str, *, source: str = "<key file>", min_secret_bytes: i
     return KeyRing((kid, secret) for _, kid, secret in entries)
 
 
-def read_key_file(path: str | Path, *, min_secret_bytes: int = 32) -> KeyRing:
+def _read_regular_file(path: Path, limit: int) -> tuple[bytes, os.stat_result]:
+    """Read at most ``limit`` bytes of a regular file, never opening a FIFO or device (which could hang).
+
+    Raises:
+        ConfigError: missing, a directory, not a regular file, larger than ``limit``, or unreadable.
+    """
+    try:
+        named = os.stat(path)
+        if stat.S_ISDIR(named.st_mode):
+            raise ConfigError(f"{path}: key file is a directory", path=path)
+        if not stat.S_ISREG(named.st_mode):
+            raise ConfigError(f"{path}: key file is not a regular file (a pipe or a device?)", path=path)
+        if named.st_size > limit:
+            raise ConfigError(f"{path}: key file is larger than {limit} bytes", path=path)
+        fd = os.open(path, _OPEN_FLAGS)
+        with open(fd, "rb", closefd=True) as handle:
+            opened = os.fstat(fd)
+            if not stat.S_ISREG(opened.st_mode):  # swapped since the stat above
+                raise ConfigError(f"{path}: key file is not a regular file (a pipe or a device?)", path=path)
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: key file does not exist", path=path) from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read key file: {error.strerror or type(error).__name__}", path=path) from None
+    if len(data) > limit:
+        raise ConfigError(f"{path}: key file is larger than {limit} bytes", path=path)
+    return data, opened
+
+
+def _exposure(mode: int) -> str | None:
+    """What others (neither owner nor group) may do with a file of this mode: "readable", "writable", or None."""
+    if os.name == "nt":  # Windows' ACLs do not show in st_mode
+        return None
+    others = [word for bit, word in ((stat.S_IROTH, "readable"), (stat.S_IWOTH, "writable")) if mode & bit]
+    return " and ".join(others) or None
+
+
+def read_key_file(
+    path: str | Path,
+    *,
+    min_secret_bytes: int = 32,
+    warn: Callable[[str], None] | None = None,
+) -> KeyRing:
     """Read a UTF-8 key file (see :func:`parse_key_file`) and refuse short secrets.
+
+    Only a regular file of at most :data:`MAX_KEY_FILE_BYTES` is read (a
+    FIFO or ``/dev/zero`` is refused without waiting on it).
 
     Args:
         path: the key file.
         min_secret_bytes: shortest secret accepted, in UTF-8 bytes.
+        warn: called with one line when the file is readable or writable by
+            others (POSIX); the caller decides where it goes.
 
     Returns:
         The key ring, signing key first.
 
     Raises:
-        ConfigError: the file is missing, unreadable, not UTF-8, holds no key, a
-            line is malformed or a secret is too short; one line naming the file
-            (and the line), never a secret.
+        ConfigError: the file is missing, not a regular file, too large,
+            unreadable, not UTF-8, holds no key, a line is malformed or a secret
+            is too short; one line naming the file (and the line), never a secret.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: key file does not exist", path=path) from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: key file is a directory", path=path) from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read key file: {error.strerror or type(error).__name__}", path=path) from None
+    data, opened = _read_regular_file(path, MAX_KEY_FILE_BYTES)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         offset = error.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
-        number = data.count(b"\n", 0, offset) + 1
+        number = len(_LINE_END.findall(data[:offset].decode("latin-1"))) + 1
         raise ConfigError(f"{path}: line {number}: not UTF-8 text", path=path, line=number) from None
     try:
-        return parse_key_file(text, source=str(path), min_secret_bytes=min_secret_bytes)
+        ring = parse_key_file(text, source=str(path), min_secret_bytes=min_secret_bytes)
     except ConfigError as error:
         error.path = path
         raise
+    exposure = _exposure(opened.st_mode)
+    if exposure and warn is not None:
+        warn(f"{path}: key file is {exposure} by others (mode {stat.S_IMODE(opened.st_mode):03o}); chmod 600 it")
+    return ring

@@ -51,6 +51,7 @@ CONTENT_TYPES: dict[str, str] = {
 _ATTR_CHAR_SAFE = "!#$&+-.^_`|~"
 
 
+@functools.lru_cache(maxsize=4096)
 def content_type_for(name: str) -> str:
     """Return the Content-Type for a file name by its extension, from the fixed table."""
     _stem, dot, extension = name.rpartition(".")

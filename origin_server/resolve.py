@@ -17,14 +17,20 @@ Layers, each sufficient on its own for the forms it covers:
 2. Containment: the real path (symlinks and junctions resolved) must lie
    inside the root's real path, compared by whole path components after
    ``normcase`` (case-insensitive on Windows).
-3. The open handle (:func:`open_regular_file`), opened never blocking (a
-   FIFO would hang a worker); ``fstat`` must say "regular file". On Linux the
-   containment check is made on the file actually opened (the kernel's
-   ``/proc/self/fd/N`` link), so there is no window between check and open.
-   Elsewhere (Windows, macOS) the real path is checked, then opened without
-   following a final symlink, and the handle's (device, inode) must equal the
-   checked path's: a swap of the last component is refused; a directory
-   swapped for a junction in that instant is the remaining, narrow window.
+3. The open handle (:func:`open_regular_file`). Nothing but a regular file
+   is ever opened for reading: opening a FIFO or a device can have effects
+   (a writer waiting on a FIFO is released, a tape rewinds) even when the
+   answer is 404. On Linux the name is first resolved to an ``O_PATH``
+   handle, which reads nothing and opens nothing; containment is checked on
+   the kernel's ``/proc/self/fd/N`` link of that handle and its type with
+   ``fstat``; only then is that very file (not the name again) opened for
+   reading through the same link, so there is no window between check and
+   open. Elsewhere (Windows, macOS) the real path is checked and ``lstat``-ed
+   (a regular file, inside the root), then opened without following a final
+   symlink and never blocking, and the handle's (device, inode) must equal
+   the checked path's: a swap of the last component is refused; a swap in
+   that instant is the remaining, narrow window (it needs write access to
+   the media root).
 
 What it cannot see: a hard link inside the root to a file elsewhere is, as far
 as any path check can tell, inside the root. Only people who can write into
@@ -33,6 +39,7 @@ the media root can make one.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -65,6 +72,9 @@ _OPEN_FLAGS = (
     | getattr(os, "O_NOCTTY", 0)
     | getattr(os, "O_CLOEXEC", 0)
 )
+_O_PATH = getattr(os, "O_PATH", 0)
+# Reopening a checked regular file through its /proc link: blocking reads, no tty, not inherited.
+_REOPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass
@@ -112,11 +122,11 @@ def locator_segments(locator: object, *, windows: bool | None = None) -> tuple[s
     if windows is None:
         windows = os.name == "nt"
     if not isinstance(locator, str) or not locator or len(locator) > MAX_LOCATOR_CHARS:
-        raise FileRefused()
+        raise FileRefused("locator empty or too long")
     if (_WINDOWS_BAD_CHARS if windows else _BAD_CHARS).search(locator):
-        raise FileRefused()
+        raise FileRefused("locator holds a forbidden character")
     if locator.startswith("/"):
-        raise FileRefused()
+        raise FileRefused("locator is absolute")
     segments = tuple(locator.split("/"))
     for segment in segments:
         if (
@@ -124,23 +134,42 @@ def locator_segments(locator: object, *, windows: bool | None = None) -> tuple[s
             or segment.endswith((".", " "))
             or is_reserved_name(segment)
         ):
-            raise FileRefused()
+            raise FileRefused("locator has an empty, dot or device-name segment")
         try:
             encoded = segment.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates: no file on disk has that name
-            raise FileRefused() from None
+            raise FileRefused("locator is not valid Unicode") from None
         if len(encoded) > MAX_SEGMENT_BYTES:
-            raise FileRefused()
+            raise FileRefused("locator has a segment over 255 bytes")
     return segments
+
+
+@functools.lru_cache(maxsize=64)
+def _root_prefix(root_real: str) -> str:
+    """``root_real`` as compared, with a trailing separator (a root is resolved once; few exist)."""
+    root_cmp = os.path.normcase(root_real)
+    return root_cmp if root_cmp.endswith(os.sep) else root_cmp + os.sep
 
 
 def _inside(root_real: str, candidate_real: str) -> bool:
     """True when ``candidate_real`` is strictly below ``root_real`` (both real, absolute)."""
     # Both are absolute, normalised real paths, so a prefix test on whole
     # components is commonpath's answer at a fraction of its cost.
-    root_cmp = os.path.normcase(root_real)
-    prefix = root_cmp if root_cmp.endswith(os.sep) else root_cmp + os.sep
-    return os.path.normcase(candidate_real).startswith(prefix)
+    return os.path.normcase(candidate_real).startswith(_root_prefix(root_real))
+
+
+@functools.lru_cache(maxsize=1024)
+def _path_under(root_real: str, locator: str) -> str:
+    """The path a locator names under a root, once its lexical checks passed.
+
+    Remembered, since a player asks for the same file again and again; only
+    locators from tokens whose MAC matched get here, each at most
+    ``MAX_LOCATOR_CHARS`` long, so this holds at most 1024 of them.
+
+    Raises:
+        FileRefused: from :func:`locator_segments` (never remembered).
+    """
+    return os.path.join(root_real, *locator_segments(locator))
 
 
 def _proc_fd_works() -> bool:
@@ -157,9 +186,10 @@ def _proc_fd_works() -> bool:
         os.close(fd)
 
 
-#: Linux: check the path of the file actually opened, which leaves no window
-#: between check and open. Elsewhere: realpath, then open, then compare inodes.
-USE_PROC_FD = _proc_fd_works()
+#: Linux: resolve to an O_PATH handle, check its /proc link and type, reopen it
+#: through that link: no window between check and open. Elsewhere: realpath,
+#: lstat, then open, then compare inodes.
+USE_PROC_FD = bool(_O_PATH) and _proc_fd_works()
 
 
 def real_root(root: Path) -> str:
@@ -168,7 +198,7 @@ def real_root(root: Path) -> str:
 
 
 def open_regular_file(root: Path, locator: object, *, root_real: str | None = None) -> OpenedFile:
-    """Open the regular file a locator names under ``root``, for streaming.
+    """Open the regular file a locator names under ``root``, for streaming; never open anything else.
 
     Args:
         root: the media root.
@@ -179,63 +209,79 @@ def open_regular_file(root: Path, locator: object, *, root_real: str | None = No
         The open file (unbuffered, position 0) with its size, mtime and inode.
 
     Raises:
-        FileRefused: for every reason a file cannot be served, all alike.
+        FileRefused: for every reason a file cannot be served, all alike
+            (``reason`` says which rule fired, for the log).
     """
-    segments = locator_segments(locator)
+    if not isinstance(locator, str):
+        raise FileRefused("locator is not text")
     if root_real is None:
         try:
             root_real = os.path.realpath(root, strict=True)
         except (OSError, ValueError):
-            raise FileRefused() from None
+            raise FileRefused("media root is missing") from None
+    name = locator
     if USE_PROC_FD:
-        # Open first (following links), then ask the kernel what was opened.
+        # Resolve the name (following links) to a handle that opens nothing,
+        # check what the kernel says it is, then open that very file.
         try:
-            fd = os.open(os.path.join(root_real, *segments), _OPEN_FLAGS & ~getattr(os, "O_NOFOLLOW", 0))
-        except (OSError, ValueError):
-            raise FileRefused() from None
+            handle = os.open(_path_under(root_real, locator), _O_PATH | getattr(os, "O_CLOEXEC", 0))
+        except (OSError, ValueError) as error:
+            raise _refusal(error) from None
         try:
-            if not _inside(root_real, os.readlink(f"/proc/self/fd/{fd}")):
-                raise FileRefused()
-            return _finish_open(fd, None, str(locator))
-        except BaseException:
-            os.close(fd)
-            raise
+            link = f"/proc/self/fd/{handle}"
+            if not _inside(root_real, os.readlink(link)):
+                raise FileRefused("outside the media root")
+            facts = os.fstat(handle)
+            if not stat.S_ISREG(facts.st_mode):
+                raise FileRefused("not a regular file")
+            fd = os.open(link, _REOPEN_FLAGS)
+        except OSError as error:
+            raise _refusal(error) from None
+        finally:
+            os.close(handle)
+        return _wrap(fd, facts, name)
     try:
-        path = os.path.realpath(os.path.join(root_real, *segments), strict=True)
-    except (OSError, ValueError):
-        raise FileRefused() from None
-    if not _inside(root_real, path):
-        raise FileRefused()
-    try:
+        path = os.path.realpath(_path_under(root_real, locator), strict=True)
+        if not _inside(root_real, path):
+            raise FileRefused("outside the media root")
+        named = os.lstat(path)
+        if not stat.S_ISREG(named.st_mode):
+            raise FileRefused("not a regular file")
         fd = os.open(path, _OPEN_FLAGS)
-    except (OSError, ValueError):
-        raise FileRefused() from None
+    except (OSError, ValueError) as error:
+        raise _refusal(error) from None
     try:
-        return _finish_open(fd, path, str(locator))
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (named.st_dev, named.st_ino):
+            raise FileRefused("file changed while it was opened")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException as error:
+        os.close(fd)
+        if isinstance(error, OSError):
+            raise _refusal(error) from None
+        raise
+    return _wrap(fd, opened, name)
+
+
+def _refusal(error: Exception) -> FileRefused:
+    """The refusal for a failed open or stat: "no such file", or what the system said."""
+    if isinstance(error, FileNotFoundError):
+        return FileRefused("no such file")
+    return FileRefused(f"cannot open: {getattr(error, 'strerror', None) or type(error).__name__}")
+
+
+def _wrap(fd: int, facts: os.stat_result, locator: str) -> OpenedFile:
+    """Wrap an open regular file's descriptor, closing it if that fails."""
+    try:
+        handle = io.FileIO(fd, "rb", closefd=True)
     except BaseException:
         os.close(fd)
         raise
-
-
-def _finish_open(fd: int, checked_path: str | None, locator: str) -> OpenedFile:
-    """fstat the descriptor (regular file, and the checked path's inode if given); wrap it."""
-    try:
-        opened = os.fstat(fd)
-        if not stat.S_ISREG(opened.st_mode):
-            raise FileRefused()
-        if checked_path is not None:
-            named = os.stat(checked_path, follow_symlinks=False)
-            if (opened.st_dev, opened.st_ino) != (named.st_dev, named.st_ino):
-                raise FileRefused()
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        handle = io.FileIO(fd, "rb", closefd=True)
-    except (OSError, ValueError):
-        raise FileRefused() from None
     return OpenedFile(
         file=handle,  # type: ignore[arg-type]
-        size=opened.st_size,
-        mtime_ns=opened.st_mtime_ns,
-        inode=opened.st_ino,
+        size=facts.st_size,
+        mtime_ns=facts.st_mtime_ns,
+        inode=facts.st_ino,
         name=locator.rpartition("/")[2],  # the name the catalog uses, not a symlink target's
     )

@@ -1,23 +1,111 @@
-"""Build the waitress server for the origin app (used by ``origin-server serve``, tests and benchmarks)."""
+"""Build the waitress server for the origin app (used by ``origin-server serve``, tests and benchmarks).
+
+The server is waitress with the origin's connection handling
+(:mod:`.connections`): a deadline for each request, files that end early
+closed cleanly, keep-alive after 304. On POSIX waitress's loop uses
+``poll()``, which has no ceiling on socket numbers, so the connection limit
+may go far past 1024 (the open-file limit is raised to match); on Windows it
+uses ``select()``, which takes at most 512 sockets.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-import waitress
 import waitress.server
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
+from waitress.task import ThreadedTaskDispatcher
 
 from .accesslog import ACCESS_LOGGER, RedactTokens, install_redaction
-from .errors import SettingError
+from .config import DEFAULT_CONNECTION_LIMIT, DEFAULT_HEADER_TIMEOUT, MAX_CONNECTION_LIMIT, SELECT_ONLY
+from .connections import OriginServer
+from .errors import ConfigError, SettingError
 
-#: Windows' select() handles at most 512 sockets; stay below it everywhere so a
-#: configuration that works on Linux also works on a Windows NAS.
-MAX_CONNECTION_LIMIT = 511
+#: Largest request line plus headers accepted (nginx allows 8 KiB per line). It also
+#: bounds what the request parser keeps (Python's ``urlsplit`` remembers its last
+#: 128 request targets: at most 128 x 2 x 16 KiB, whatever clients send).
+MAX_REQUEST_HEADER_BYTES = 16 * 1024
+#: The origin takes no request body; a client sending one gets 413 past this.
+MAX_REQUEST_BODY_BYTES = 8 * 1024
+# Headers a proxy sets; never believed from anyone but --trusted-proxy.
+_PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST",
+                  "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_BY", "HTTP_FORWARDED")
+
+
+def forwarded_client(app: Callable[..., Any], trusted_proxy: str) -> Callable[..., Any]:
+    """Wrap ``app`` so that ``REMOTE_ADDR`` is the client a trusted proxy names, if it names one validly.
+
+    For a request from ``trusted_proxy``, the last address of
+    ``X-Forwarded-For`` (the one the proxy itself appended) becomes
+    ``REMOTE_ADDR``, but only if it is a syntactically valid IPv4 or IPv6
+    address; anything else (a forged log field, a host name, junk) leaves the
+    peer's address. Proxy headers are removed from every request, so the app
+    never sees one it should not believe.
+    """
+
+    def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+        for name in _PROXY_HEADERS:
+            environ.pop(name, None)
+        if forwarded and environ.get("REMOTE_ADDR") == trusted_proxy:
+            client = forwarded.rpartition(",")[2].strip()
+            if client.startswith("[") and client.endswith("]"):
+                client = client[1:-1]
+            try:
+                environ["REMOTE_ADDR"] = str(ipaddress.ip_address(client))
+            except ValueError:
+                pass
+        return app(environ, start_response)
+
+    return middleware
+
+
+def _raise_open_file_limit(needed: int) -> None:
+    """Raise this process's soft limit on open files to ``needed`` (POSIX), or refuse the connection limit.
+
+    Raises:
+        SettingError: (setting ``connection_limit``) the hard limit is lower than ``needed``.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit on sockets
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise SettingError(
+            "connection_limit",
+            needed,
+            f"needs {needed} open files, and the system allows {hard} (raise it with ulimit -n, or lower the limit)",
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def waitress_options(*, host: str, port: int, threads: int, connection_limit: int) -> dict[str, Any]:
+    """The waitress settings the origin runs with (benchmarks give a bare app the same ones)."""
+    return {
+        "host": host,
+        "port": port,
+        "threads": threads,
+        "connection_limit": connection_limit,
+        "ident": "origin-server",
+        # With --trusted-proxy, forwarded_client reads (and drops) proxy headers; without one the
+        # app reads none, so waitress need not strip them on every request.
+        "clear_untrusted_proxy_headers": False,
+        "asyncore_use_poll": not SELECT_ONLY,
+        "max_request_header_size": MAX_REQUEST_HEADER_BYTES,
+        "max_request_body_size": MAX_REQUEST_BODY_BYTES,
+        # How often the request deadline is checked, in seconds.
+        "cleanup_interval": 1,
+    }
 
 
 def make_server(
@@ -26,62 +114,108 @@ def make_server(
     host: str = "127.0.0.1",
     port: int = 8080,
     threads: int = 4,
-    connection_limit: int = 200,
+    connection_limit: int = DEFAULT_CONNECTION_LIMIT,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     trusted_proxy: str | None = None,
-) -> waitress.server.BaseWSGIServer:
+) -> OriginServer | waitress.server.MultiSocketServer:
     """Create (bind, not yet run) a waitress server for ``app``.
 
     Args:
         app: the WSGI app (from :func:`origin_server.app.create_app`).
-        host, port: where to listen; port 0 picks a free port (see ``server.effective_port``).
+        host, port: where to listen; port 0 picks a free port (see :func:`listening`).
         threads: worker threads; streaming does not hold them, so a few suffice.
         connection_limit: open connections at most (paused players each hold one).
-        trusted_proxy: the address of a reverse proxy whose ``X-Forwarded-For`` /
-            ``X-Forwarded-Proto`` waitress believes (``REMOTE_ADDR`` in the access log).
+        header_timeout: seconds a client has to send a complete request.
+        trusted_proxy: the address of a reverse proxy whose ``X-Forwarded-For``
+            names the client (``REMOTE_ADDR`` in the access log).
 
     Raises:
-        SettingError: (setting ``connection_limit`` or ``threads``) a limit out of range.
+        SettingError: (setting ``connection_limit``, ``threads``, ``header_timeout`` or
+            ``trusted_proxy``) a value out of range, or more connections than open files allowed.
+        ConfigError: the address cannot be listened on (in use, not this machine's).
     """
     if not 1 <= connection_limit <= MAX_CONNECTION_LIMIT:
+        ceiling = " (Windows' select() ceiling)" if SELECT_ONLY else ""
         raise SettingError(
-            "connection_limit",
-            connection_limit,
-            f"must be between 1 and {MAX_CONNECTION_LIMIT} (Windows' select() ceiling)",
+            "connection_limit", connection_limit, f"must be between 1 and {MAX_CONNECTION_LIMIT}{ceiling}"
         )
     if not 1 <= threads <= 256:
         raise SettingError("threads", threads, "must be between 1 and 256")
-    options: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "threads": threads,
-        "connection_limit": connection_limit,
-        "ident": "origin-server",
-        "clear_untrusted_proxy_headers": True,
-        # poll() has no FD_SETSIZE ceiling; Windows has no poll() in asyncore's sense.
-        "asyncore_use_poll": os.name != "nt",
-    }
+    if not 0 < header_timeout <= 3600:
+        raise SettingError("header_timeout", header_timeout, "must be more than 0 and at most 3600 seconds")
     if trusted_proxy:
-        options.update(
-            trusted_proxy=trusted_proxy,
-            trusted_proxy_count=1,
-            trusted_proxy_headers={"x-forwarded-for", "x-forwarded-proto"},
-        )
-    return waitress.create_server(app, **options)
+        try:
+            trusted_proxy = str(ipaddress.ip_address(trusted_proxy))
+        except ValueError:
+            raise SettingError("trusted_proxy", trusted_proxy, f"{trusted_proxy!r} is not an IP address") from None
+        app = forwarded_client(app, trusted_proxy)
+    # A connection holds a socket and, while it streams, a file; some to spare for logs and the like.
+    _raise_open_file_limit(2 * connection_limit + 64)
+    options = waitress_options(host=host, port=port, threads=threads, connection_limit=connection_limit)
+    try:
+        return _bind(app, Adjustments(**options), header_timeout)
+    except (OSError, ValueError) as error:  # in use, not an address of this machine, no such host
+        shown = f"[{host}]" if ":" in host else host
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ConfigError(f"cannot listen on {shown}:{port}: {reason}") from None
 
 
-class _Formatter(logging.Formatter):
-    """The standard formatter, formatting each second's timestamp once (one access line per request)."""
+def _bind(app: Any, adj: Adjustments, header_timeout: float) -> OriginServer | waitress.server.MultiSocketServer:
+    """One :class:`OriginServer` per address ``adj`` listens on (``localhost`` may be two), as waitress would."""
+    socket_map: dict[int, Any] = {}
+    dispatcher = ThreadedTaskDispatcher()
+    servers: list[OriginServer] = []
+    try:
+        for sockinfo in adj.listen:
+            server = OriginServer(app, socket_map, dispatcher=dispatcher, adj=adj, sockinfo=sockinfo)
+            server.header_timeout = header_timeout  # before run(): nothing is accepted until then
+            servers.append(server)
+    except BaseException:
+        wasyncore.close_all(socket_map)  # the sockets bound so far and waitress's wake-up pipes
+        raise
+    dispatcher.set_thread_count(adj.threads)
+    if len(servers) == 1:
+        return servers[0]
+    listens = [(server.effective_host, server.effective_port) for server in servers]
+    return waitress.server.MultiSocketServer(socket_map, adj, listens, dispatcher, servers[-1].log_info)
+
+
+def listening(server: OriginServer | waitress.server.MultiSocketServer) -> list[tuple[str, int]]:
+    """The (host, port) pairs a server from :func:`make_server` listens on."""
+    if isinstance(server, waitress.server.MultiSocketServer):
+        return [(str(host), int(port)) for host, port in server.effective_listen]
+    return [(str(server.effective_host), int(server.effective_port))]
+
+
+class LineFormatter(logging.Formatter):
+    """``asctime levelname name: message`` (:data:`LINE_FORMAT`), each second's timestamp formatted once.
+
+    A plain record (no arguments, traceback or stack: every access line) is
+    put together directly, as the standard formatter would, minus its
+    general machinery; one such line is written per request.
+    """
 
     _second: int = -1
     _text: str = ""
 
+    def format(self, record: logging.LogRecord) -> str:
+        """The line for ``record``."""
+        if record.args or record.exc_info or record.exc_text or record.stack_info or type(record.msg) is not str:
+            return super().format(record)
+        record.message = record.msg
+        return f"{self.formatTime(record)} {record.levelname} {record.name}: {record.msg}"
+
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         """``YYYY-mm-dd HH:MM:SS,mmm`` in local time, as ``logging.Formatter`` writes it."""
-        second = int(record.created)
+        return self.stamp(record.created)
+
+    def stamp(self, created: float) -> str:
+        """The ``asctime`` of a record made at ``created`` (Unix seconds)."""
+        second = int(created)
         if second != self._second:
-            self._text = time.strftime(self.default_time_format, self.converter(record.created))
+            self._text = time.strftime(self.default_time_format, self.converter(created))
             self._second = second
-        return self.default_msec_format % (self._text, record.msecs)
+        return self.default_msec_format % (self._text, int((created - second) * 1000))
 
 
 class BlockStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -116,6 +250,32 @@ class BlockStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if record.levelno >= logging.WARNING or self._pending_chars >= self.size:
             self._write()
 
+    def line_writer(self, name: str) -> Callable[[str], None]:
+        """A function queueing an INFO line of logger ``name`` exactly as :meth:`emit` would write it.
+
+        For the access log, which writes a line per request: it skips making
+        a ``LogRecord`` and passing it through the loggers and filters (a few
+        microseconds a request). Only for a logger whose records would reach
+        this handler alone, as after :func:`configure_logging`.
+        """
+        formatter = self.formatter
+        if not isinstance(formatter, LineFormatter):
+            raise TypeError("line_writer needs the handler's own formatter")
+        lock = self.lock
+        pending = self._pending
+        infix = f" {logging.getLevelName(logging.INFO)} {name}: "
+
+        def write(message: str) -> None:
+            now = time.time()
+            with lock:  # type: ignore[union-attr]
+                text = formatter.stamp(now) + infix + message + self.terminator
+                pending.append(text)
+                self._pending_chars += len(text)
+                if self._pending_chars >= self.size:
+                    self._write()
+
+        return write
+
     def _write(self) -> None:
         if not self._pending:
             return
@@ -144,7 +304,11 @@ class BlockStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().close()
 
 
-def configure_logging(level: int = logging.INFO, *, access_log: bool = True) -> None:
+#: How every log line looks (:class:`LineFormatter` has a fast path for exactly this).
+LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: int = logging.INFO, *, access_log: bool = True) -> Callable[[str], None] | None:
     """Log to stderr, one line per record, with tokens redacted from every record that passes.
 
     Lines are written in blocks (at most a second late; warnings at once):
@@ -153,6 +317,10 @@ def configure_logging(level: int = logging.INFO, *, access_log: bool = True) -> 
     Args:
         level: the root logger's level.
         access_log: False silences ``origin_server.access`` (errors are still logged).
+
+    Returns:
+        With ``access_log``, a function writing an access line straight to
+        stderr's block (``create_app(..., access_line=...)``), else None.
     """
     logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO if access_log else logging.WARNING)
     # The access log writes one record per request: skip the record fields
@@ -163,9 +331,10 @@ def configure_logging(level: int = logging.INFO, *, access_log: bool = True) -> 
     # waitress warns "Task queue depth is N" on every queued request under load.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     handler = BlockStreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(LineFormatter(LINE_FORMAT))
     handler.addFilter(RedactTokens())
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level)
     install_redaction()
+    return handler.line_writer(ACCESS_LOGGER) if access_log else None

@@ -16,6 +16,7 @@ import functools
 import hmac
 import json
 import math
+import threading
 from typing import Any
 
 from .errors import ArgumentError, ArgumentTypeError, TokenError, TokenExpired, TokenInvalid, TokenNotYetValid
@@ -35,7 +36,7 @@ __all__ = [
     "verify_origin_token",
 ]
 
-#: Longest token accepted (characters); anything longer is refused unread.
+#: Longest token accepted (characters); anything longer is refused unread, and never minted.
 MAX_TOKEN_LENGTH = 2048
 
 #: Path of the origin's stream route, to which the token is appended.
@@ -103,7 +104,8 @@ def create_origin_token(
 
     Raises:
         ArgumentTypeError: an argument of the wrong type (also a ``TypeError``).
-        ArgumentError: an empty or absolute locator, or a malformed key id (also a ``ValueError``).
+        ArgumentError: an empty or absolute locator, a malformed key id, or a token that would
+            be longer than :data:`MAX_TOKEN_LENGTH` (also a ``ValueError``).
         ConfigError: ``secret`` does not make a key ring (an empty secret, say).
     """
     ring = KeyRing.of(secret)
@@ -134,6 +136,8 @@ def create_origin_token(
         claims["nbf"] = not_before
     claims["exp"] = expires_at
     signing_input = _header_segment(kid) + b"." + _b64url(_COMPACT_JSON.encode(claims).encode("utf-8"))
+    if len(signing_input) + 1 + MAC_LENGTH > MAX_TOKEN_LENGTH:
+        raise ArgumentError("locator", f"the token would be longer than {MAX_TOKEN_LENGTH} characters (locator too long)")
     return (signing_input + b"." + ring.sign(signing_input)).decode("ascii")
 
 
@@ -254,33 +258,55 @@ class TokenVerifier:
 
     * header segment -> ``kid``: a service mints one header per key, so a
       header is parsed once; a token with a known header is checked with
-      the key it names only;
+      the key it names only (at most 64 headers);
     * token -> claims: a player sends the same URL for every seek and every
       chunk, so a token verified once skips the MAC next time, but never
-      the lifetime check, which is the same for both paths.
+      the lifetime check, which is the same for both paths (at most
+      ``remember`` tokens and ``remember_bytes`` characters of them; the
+      claims kept are smaller than the token they came from).
 
+    Nothing is kept for a token whose MAC did not match, and a token longer
+    than :data:`MAX_TOKEN_LENGTH` is refused before anything else.
     One verifier may be shared by any number of threads.
 
     Args:
         keys: a KeyRing, a str (one key without an id), or ``(kid, secret)`` pairs.
         leeway: seconds of clock skew allowed on ``exp`` and ``nbf``.
         remember: how many verified tokens to remember (0: check every token in full).
+        remember_bytes: how many characters of verified tokens to remember at most.
+        max_lifetime: refuse a token whose ``exp`` lies more than this many
+            seconds (plus ``leeway``) ahead; None or 0: no cap.
 
     Raises:
         ArgumentTypeError, ConfigError: ``keys`` do not make a key ring.
     """
 
-    __slots__ = ("keys", "leeway", "remember", "_header_kids", "_verified")
+    __slots__ = (
+        "keys", "leeway", "remember", "remember_bytes", "max_lifetime",
+        "_header_kids", "_verified", "_verified_chars", "_lock",
+    )
 
     #: Distinct headers remembered; a service mints one per key, an attacker none.
     HEADER_CACHE_SIZE = 64
 
-    def __init__(self, keys: Secret, *, leeway: float = 30, remember: int = 4096) -> None:
+    def __init__(
+        self,
+        keys: Secret,
+        *,
+        leeway: float = 30,
+        remember: int = 4096,
+        remember_bytes: int = 4 << 20,
+        max_lifetime: float | None = None,
+    ) -> None:
         self.keys = KeyRing.of(keys)
         self.leeway = leeway
         self.remember = remember
+        self.remember_bytes = remember_bytes
+        self.max_lifetime = max_lifetime or None
         self._header_kids: dict[bytes, str | None] = {}
         self._verified: dict[str, dict[str, Any]] = {}
+        self._verified_chars = 0
+        self._lock = threading.Lock()
 
     def verify(self, token: object, now: float) -> dict[str, Any]:
         """Check a token's form, MAC, claims and lifetime; return its claims.
@@ -298,7 +324,8 @@ class TokenVerifier:
 
         Raises:
             TokenInvalid: malformed, badly signed, unknown key id, wrong claim
-                types; ``claims`` is set when the MAC matched and the claims were read.
+                types, or living longer than ``max_lifetime``; ``claims`` is set
+                when the MAC matched and the claims were read.
             TokenExpired: ``now`` is at or past ``exp + leeway``; carries the claims.
             TokenNotYetValid: ``now`` is before ``nbf - leeway``; carries the claims.
         """
@@ -311,7 +338,7 @@ class TokenVerifier:
             try:
                 self._check_lifetime(claims, now)
             except TokenExpired:
-                self._verified.pop(token, None)  # it can never be valid again
+                self._forget(token)  # it can never be valid again
                 raise
             return claims
 
@@ -366,24 +393,39 @@ class TokenVerifier:
     def _check_lifetime(self, claims: dict[str, Any], now: float) -> None:
         """The one lifetime check, for fresh and remembered claims alike."""
         leeway = self.leeway
+        exp = claims["exp"]
         # Written so that a huge integer claim is compared exactly, never converted to float.
-        if now - leeway >= claims["exp"]:
+        if now - leeway >= exp:
             raise TokenExpired("token has expired", claims=claims)
         nbf = claims.get("nbf")
         if nbf is not None and now + leeway < nbf:
             raise TokenNotYetValid("token is not valid yet", claims=claims)
+        if self.max_lifetime is not None and exp > now + leeway + self.max_lifetime:
+            raise TokenInvalid("token lives longer than the maximum lifetime", claims=claims)
 
     def _keep(self, token: str, claims: dict[str, Any]) -> None:
-        verified = self._verified
-        if len(verified) >= self.remember:
-            try:  # drop the oldest; another thread may have done it already
-                del verified[next(iter(verified))]
-            except (KeyError, StopIteration, RuntimeError):
-                pass
-        verified[token] = claims
+        with self._lock:
+            verified = self._verified
+            if token in verified:
+                return
+            while verified and (
+                len(verified) >= self.remember or self._verified_chars + len(token) > self.remember_bytes
+            ):
+                oldest = next(iter(verified))  # dicts keep insertion order: drop the oldest
+                del verified[oldest]
+                self._verified_chars -= len(oldest)
+            verified[token] = claims
+            self._verified_chars += len(token)
+
+    def _forget(self, token: str) -> None:
+        with self._lock:
+            if self._verified.pop(token, None) is not None:
+                self._verified_chars -= len(token)
 
 
-def verify_origin_token(secret: Secret, token: object, now: float, *, leeway: float = 30) -> dict[str, Any]:
+def verify_origin_token(
+    secret: Secret, token: object, now: float, *, leeway: float = 30, max_lifetime: float | None = None
+) -> dict[str, Any]:
     """Check a token's form, MAC, claims and lifetime; return its claims.
 
     The one-call form of :meth:`TokenVerifier.verify`, with nothing kept
@@ -396,13 +438,14 @@ def verify_origin_token(secret: Secret, token: object, now: float, *, leeway: fl
         token: the compact token as received.
         now: the current time, Unix seconds (the caller reads the clock).
         leeway: seconds of clock skew allowed on ``exp`` and ``nbf``.
+        max_lifetime: refuse a token whose ``exp`` lies further ahead (seconds); None: no cap.
 
     Returns:
         The claims, as :meth:`TokenVerifier.verify` returns them.
 
     Raises:
-        TokenInvalid: malformed, badly signed, unknown key id, wrong claim types.
+        TokenInvalid: malformed, badly signed, unknown key id, wrong claim types, too long a lifetime.
         TokenExpired: ``now`` is at or past ``exp + leeway``.
         TokenNotYetValid: ``now`` is before ``nbf - leeway``.
     """
-    return TokenVerifier(secret, leeway=leeway, remember=0).verify(token, now)
+    return TokenVerifier(secret, leeway=leeway, remember=0, max_lifetime=max_lifetime).verify(token, now)

@@ -39,7 +39,9 @@ param(
     [int]$Threads = 4,
     # Must stay below 512, Windows' select() ceiling.
     [ValidateRange(1, 511)]
-    [int]$ConnectionLimit = 200,
+    [int]$ConnectionLimit = 500,
+    # Seconds a client has to send a complete request.
+    [double]$HeaderTimeout = 5,
     [string[]]$CorsOrigin = @(),
     [string]$TrustedProxy = "",
     # "nginx": answer with X-Accel-Redirect and let nginx send the bytes.
@@ -71,7 +73,8 @@ $arguments = @("-m", "origin_server", "serve",
     "--host", $BindHost,
     "--port", "$Port",
     "--threads", "$Threads",
-    "--connection-limit", "$ConnectionLimit")
+    "--connection-limit", "$ConnectionLimit",
+    "--header-timeout", $HeaderTimeout.ToString([Globalization.CultureInfo]::InvariantCulture))
 foreach ($root in $MediaRoot) { $arguments += @("--media-root", $root) }
 foreach ($origin in $CorsOrigin) { $arguments += @("--cors-origin", $origin) }
 if ($TrustedProxy) { $arguments += @("--trusted-proxy", $TrustedProxy) }

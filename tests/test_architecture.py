@@ -31,9 +31,9 @@ LAYERS: dict[str, dict[str, float]] = {
     },
     "origin_server": {
         "errors": 0,
-        "keys": 1, "resolve": 1, "conditional": 1, "media": 1, "catalog": 1,
+        "keys": 1, "resolve": 1, "conditional": 1, "media": 1, "body": 1, "catalog": 1,
         "tokens": 2, "accesslog": 2, "config": 2,
-        "app": 3,
+        "app": 3, "connections": 3,
         "server": 4,
         "cli": 5,
         "__main__": 6, "": 6,

@@ -36,8 +36,10 @@ _FILE_SUFFIXES = (".lock", ".db", ".json", ".git", ".md", ".py", ".txt")
 def _references() -> list[tuple[str, str, str | None]]:
     found = []
     for doc in DOCS:
-        for match in _REFERENCE.finditer(doc.read_text(encoding="utf-8")):
-            if not match.group(1).endswith(_FILE_SUFFIXES):
+        text = doc.read_text(encoding="utf-8")
+        for match in _REFERENCE.finditer(text):
+            # A logger's name (`origin_server.access` logger) is not a module.
+            if not match.group(1).endswith(_FILE_SUFFIXES) and not text.startswith(" logger", match.end()):
                 found.append((doc.relative_to(ROOT).as_posix(), match.group(1), match.group(2)))
     return found
 

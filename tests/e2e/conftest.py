@@ -107,6 +107,7 @@ def mint_token_stdlib(
 def write_key_file(path: Path, secret: str = TEST_SECRET, kid: str | None = None) -> Path:
     """Write an origin key file (one ``KID:SECRET`` line, or a bare secret)."""
     path.write_text((f"{kid}:{secret}" if kid else secret) + "\n", encoding="utf-8")
+    path.chmod(0o600)  # as docs/tokens.md tells operators (the origin warns otherwise)
     return path
 
 

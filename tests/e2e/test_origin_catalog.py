@@ -79,7 +79,7 @@ def test_new_snapshots_exported_into_the_directory_take_effect_without_a_restart
     run_ok("snapbuild", "export", "--db", catalog, "--target-dir", snap)
     removed, kept, later = nas_locators(snap)[:3]
     keys = write_key_file(tmp_path / "origin.keys")
-    with origin_server(tmp_path, [f"{NAS}={media}"], secret_file=keys, extra_args=["--catalog", str(snap)]) as origin:
+    with origin_server(tmp_path, [f"{NAS}={media}"], secret_file=keys, extra_args=["--catalog", str(snap), "--healthz-details"]) as origin:
         assert f"catalog {manifest_id(snap)}" in origin.log_text()  # the start line names the snapshot
         assert status_of(origin, removed) == status_of(origin, kept) == 206
 
@@ -121,7 +121,7 @@ def test_a_consumer_clone_updated_by_git_pull_is_a_catalog(tmp_path: Path) -> No
     git("clone", "--quiet", repo, clone)
     removed, kept = nas_locators(clone)[:2]
     keys = write_key_file(tmp_path / "origin.keys")
-    with origin_server(tmp_path, [f"{NAS}={media}"], secret_file=keys, extra_args=["--catalog", str(clone)]) as origin:
+    with origin_server(tmp_path, [f"{NAS}={media}"], secret_file=keys, extra_args=["--catalog", str(clone), "--healthz-details"]) as origin:
         assert status_of(origin, removed) == 206
         set_status(catalog, removed, "inactive")
         run_ok("snapbuild", "export", "--db", catalog, "--commit", "--repo", repo)

@@ -74,6 +74,13 @@ def media(tmp_path: Path) -> Media:
     return Media(root=root, other_root=other, outside=outside, files=files)
 
 
+def write_private(path: Path, text: str) -> Path:
+    """Write a key file readable by its owner only, as docs/tokens.md tells operators to."""
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
 def token_for(locator: str, *, backend: str | None = None, expires_at: float = EXPIRES, **extra: object) -> str:
     """Mint a token with the test secret."""
     return create_origin_token(SECRET, locator, expires_at, backend=backend, **extra)
@@ -142,10 +149,9 @@ def serve_app() -> Iterator[Callable[..., Running]]:
     """Start a real waitress server (in a thread of this process) for an app; stopped at teardown."""
     servers = []
 
-    def start(app: object, *, threads: int = 4, connection_limit: int = 200, trusted_proxy: str | None = None) -> Running:
-        server = make_server(
-            app, host="127.0.0.1", port=0, threads=threads, connection_limit=connection_limit, trusted_proxy=trusted_proxy
-        )
+    def start(app: object, *, threads: int = 4, trusted_proxy: str | None = None, **limits: float) -> Running:
+        """Start ``app``; ``limits`` (``connection_limit``, ``header_timeout``) default to the server's."""
+        server = make_server(app, host="127.0.0.1", port=0, threads=threads, trusted_proxy=trusted_proxy, **limits)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         servers.append((server, thread))
@@ -158,6 +164,28 @@ def serve_app() -> Iterator[Callable[..., Running]]:
         # Closing every channel empties the loop's map, so run() returns within a poll interval.
         wasyncore.close_all(server._map)
         thread.join(timeout=5)
+
+
+def closed_by_server(sock: socket.socket, *, within: float, trickle: bool, every: float = 0.2) -> bool:
+    """Whether the server closes ``sock`` within ``within`` seconds, sending a header line every ``every`` s if ``trickle``."""
+    sock.settimeout(every)
+    deadline = time.monotonic() + within
+    number = 0
+    while time.monotonic() < deadline:
+        try:
+            if sock.recv(1024) == b"":
+                return True
+        except TimeoutError:
+            pass
+        except OSError:
+            return True
+        if trickle:
+            number += 1
+            try:
+                sock.sendall(f"X-Slow-{number}: x\r\n".encode())
+            except OSError:
+                return True
+    return False
 
 
 def free_port() -> int:

@@ -17,7 +17,19 @@ from origin_server.config import OriginConfig
 from origin_server.keys import KeyRing
 from origin_server.tokens import create_origin_token
 
-from .conftest import EXPIRES, NOW, OUTSIDE_BYTES, SECRET, STREAM, Media, evil_token, make_config, open_fds, token_for
+from .conftest import (
+    EXPIRES,
+    NOW,
+    OUTSIDE_BYTES,
+    SECRET,
+    STREAM,
+    Media,
+    evil_token,
+    make_config,
+    open_fds,
+    raw_token,
+    token_for,
+)
 
 
 def get(client: falcon.testing.TestClient, token: str, **headers: str) -> falcon.testing.Result:
@@ -152,7 +164,7 @@ def test_not_configured_is_503(media: Media) -> None:
     response = get(client, token_for("test.flac"))
     assert response.status_code == 503 and response.json == {"error": "not_configured"}
     health = client.simulate_get("/healthz")
-    assert health.status_code == 503 and health.json["keys_loaded"] == 0
+    assert health.status_code == 503 and health.json == {"status": "unavailable"}
 
 
 @pytest.mark.filterwarnings("ignore::wsgiref.validate.WSGIWarning")
@@ -208,7 +220,16 @@ def test_max_age_is_capped(media: Media) -> None:
     assert get(client, token_for("test.flac")).headers["cache-control"] == "private, max-age=60"
 
 
-def test_health(client: falcon.testing.TestClient, media: Media) -> None:
+def test_health_tells_anyone_only_the_status(client: falcon.testing.TestClient, media: Media) -> None:
+    response = client.simulate_get("/healthz")
+    assert response.status_code == 200 and response.json == {"status": "ok"}
+    media.other_root.rename(media.other_root.with_name("moved"))
+    degraded = client.simulate_get("/healthz")
+    assert degraded.status_code == 503 and degraded.json == {"status": "unavailable"}
+
+
+def test_health_details_only_when_configured(media: Media) -> None:
+    client = falcon.testing.TestClient(create_app(make_config(media, health_details=True)))
     response = client.simulate_get("/healthz")
     assert response.status_code == 200
     assert response.json == {"status": "ok", "roots": {"_default": True, "other": True}, "keys_loaded": 1}
@@ -311,3 +332,53 @@ def test_a_remembered_token_still_expires_and_waits_for_nbf(media: Media) -> Non
     assert get(client, early).json == {"error": "token_not_yet_valid"}
     # A forged twin of a remembered token is still refused.
     assert get(client, token[:-2] + ("AA" if not token.endswith("AA") else "BB")).status_code == 403
+
+
+# --- refusals: the lifetime cap, the reason in the log line, 416 ----------------------------
+
+
+def access_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "origin_server.access"]
+
+
+def test_a_token_living_longer_than_seven_days_is_refused_by_default(
+    media: Media, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = falcon.testing.TestClient(create_app(make_config(media)))
+    week = 7 * 24 * 3600
+    assert get(client, token_for("test.flac", expires_at=NOW + week)).status_code == 200
+    with caplog.at_level(logging.INFO, logger="origin_server.access"):
+        forever = get(client, token_for("test.flac", expires_at=10**300))
+    assert forever.status_code == 403 and forever.json == {"error": "invalid_token"}
+    assert access_lines(caplog)[-1].endswith(' reason="token lives longer than the maximum lifetime"')
+    uncapped = falcon.testing.TestClient(create_app(make_config(media, max_token_lifetime=0)))
+    assert get(uncapped, token_for("test.flac", expires_at=10**300)).status_code == 200
+
+
+def test_the_access_log_says_why_a_request_was_refused(media: Media, caplog: pytest.LogCaptureFixture) -> None:
+    """Clients get the same body whatever the reason; the operator's log line tells them apart."""
+    client = falcon.testing.TestClient(create_app(make_config(media, roots={"music": media.root})))
+    requests_and_answers = [
+        (token_for("test.flac", backend="music", expires_at=NOW - 60), 403, "token_expired", "token has expired"),
+        (token_for("test.flac", backend="music")[:-3] + "AAA", 403, "invalid_token", "bad signature"),
+        ("x" * 5000, 403, "invalid_token", "token is too long"),
+        (token_for("missing.flac", backend="music"), 404, "not_found", "no such file"),
+        (token_for("album", backend="music"), 404, "not_found", "not a regular file"),
+        (raw_token({"locator": "../secret.bin", "backend": "music", "exp": EXPIRES}), 404, "not_found", "locator has an empty, dot or device-name segment"),
+        (token_for("test.flac", backend="other"), 404, "not_found", "no media root named 'other'"),
+        (token_for("test.flac"), 404, "not_found", "the token names no backend and no unnamed media root is configured"),
+    ]
+    with caplog.at_level(logging.INFO, logger="origin_server.access"):
+        for token, status, code, _reason in requests_and_answers:
+            response = get(client, token)
+            assert (response.status_code, response.json) == (status, {"error": code})
+    lines = access_lines(caplog)
+    assert [line.partition(' reason="')[2] for line in lines] == [reason + '"' for *_, reason in requests_and_answers]
+    assert lines[2].split(" ")[6] == "tok=-"  # an over-long token is not even hashed
+
+
+def test_416_is_not_stored(client: falcon.testing.TestClient) -> None:
+    response = get(client, token_for("test.flac"), Range="bytes=999-")
+    assert response.status_code == 416 and response.json == {"error": "range_not_satisfiable"}
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["content-range"] == "bytes */10"

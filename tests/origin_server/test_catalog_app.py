@@ -107,10 +107,12 @@ def test_offload_answers_gone_before_any_redirect(published: Published) -> None:
     assert kept.status_code == 200 and "X-Accel-Redirect" in kept.headers
 
 
-def test_healthz_names_the_snapshot_in_force(published: Published) -> None:
-    client = falcon.testing.TestClient(create_app(catalog_config(published)))
+def test_healthz_names_the_snapshot_in_force_only_with_details(published: Published) -> None:
+    client = falcon.testing.TestClient(create_app(catalog_config(published, health_details=True)))
     health = client.simulate_get("/healthz").json
     assert health["status"] == "ok" and health["catalog"] == published.manifest()["snapshot_id"]
+    plain = falcon.testing.TestClient(create_app(catalog_config(published))).simulate_get("/healthz").json
+    assert plain == {"status": "ok"}
 
 
 def test_a_real_server_follows_the_catalog(published: Published, serve_app: Callable[..., Running]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,9 @@ import pytest
 import requests
 
 from origin_server.cli import main
+from origin_server.config import MAX_CONNECTION_LIMIT
 
-from .conftest import SECRET, STREAM, Media, cli_server, token_for
+from .conftest import SECRET, STREAM, Media, cli_server, token_for, write_private
 
 
 def run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -30,8 +32,7 @@ def run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 @pytest.fixture
 def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "origin.keys"
-    path.write_text(f"# the signing key first\nk1:{SECRET}\n", encoding="utf-8")
-    return path
+    return write_private(path, f"# the signing key first\nk1:{SECRET}\n")
 
 
 def assert_one_line_refusal(result: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -62,14 +63,15 @@ def test_startup_refusals(tmp_path: Path, media: Media, key_file: Path) -> None:
         run_serve("--media-root", root, "--media-root", f"={media.other_root}", "--secret-file", str(key_file)),
         "twice",
     )
-    usage = run_serve("--media-root", root, "--secret-file", str(key_file), "--connection-limit", "512")
+    too_many = str(MAX_CONNECTION_LIMIT + 1)
+    usage = run_serve("--media-root", root, "--secret-file", str(key_file), "--connection-limit", too_many)
     assert usage.returncode == 2 and "connection-limit" in usage.stderr
     missing = run_serve("--media-root", root)
     assert missing.returncode == 2 and "--secret-file" in missing.stderr
 
 
 def test_serves_through_the_cli_with_the_env_key_file(media: Media, key_file: Path) -> None:
-    args = ["--media-root", str(media.root), "--media-root", f"other={media.other_root}", "--threads", "2"]
+    args = ["--media-root", str(media.root), "--media-root", f"other={media.other_root}", "--threads", "2", "--healthz-details"]
     with cli_server(args, env={"ORIGIN_SECRET_FILE": str(key_file)}) as (origin, process):
         import time
 
@@ -130,3 +132,30 @@ def test_catalog_startup_refusals(tmp_path: Path, key_file: Path) -> None:
     assert_one_line_refusal(
         run_serve("--media-root", root, *keys, "--catalog", str(published.directory)), "does not match", "db_sha256"
     )
+
+
+def test_a_busy_port_is_one_line(media: Media, key_file: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "origin_server", "serve", "--media-root", str(media.root),
+             "--secret-file", str(key_file), "--host", "127.0.0.1", "--port", str(port)],
+            capture_output=True, text=True, encoding="utf-8", timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"origin-server: error: cannot listen on 127.0.0.1:{port}: ")
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+def test_a_key_file_others_can_read_is_one_warning_line(media: Media, key_file: Path) -> None:
+    key_file.chmod(0o644)
+    with cli_server(["--media-root", str(media.root), "--secret-file", str(key_file)]) as (origin, process):
+        process.terminate()
+        _out, err = process.communicate(timeout=10)
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert warnings == [f"origin-server: warning: {key_file}: key file is readable by others (mode 644); chmod 600 it"]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from origin_server.errors import ArgumentTypeError, ConfigError
-from origin_server.keys import MAC_LENGTH, KeyRing, is_key_id, parse_key_file, read_key_file
+from origin_server.keys import MAC_LENGTH, MAX_KEY_FILE_BYTES, KeyRing, is_key_id, parse_key_file, read_key_file
 from origin_server.tokens import create_origin_token, verify_origin_token
 
 SECRET_A = "a" * 32 + "-first"
@@ -44,6 +46,7 @@ def test_key_ring_is_immutable_and_never_shows_secrets() -> None:
         ([], ConfigError),
         ([("k1", "")], ConfigError),
         ([("k1", SECRET_A), ("k1", SECRET_B)], ConfigError),
+        ([("k1", SECRET_A), ("k2", SECRET_A)], ConfigError),
         ([(None, SECRET_A), ("k1", SECRET_B)], ConfigError),
         ([(None, SECRET_A), (None, SECRET_B)], ConfigError),
         ([("bad kid", SECRET_A)], ConfigError),
@@ -204,3 +207,74 @@ def test_read_key_file_refusals(tmp_path: Path) -> None:
         read_key_file(short)
     assert caught.value.line == 2 and caught.value.path == short
     assert str(caught.value) == f"{short}: line 2: secret shorter than 32 bytes"
+
+
+# --- what a key file may be ------------------------------------------------------------------
+
+
+def read_in_thread(path: Path) -> object:
+    """read_key_file(path) in a thread, giving up after 10 s (a FIFO used to hang it): the result or the error."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(read_key_file(path))
+        except Exception as error:  # noqa: BLE001 - the error is the outcome
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    assert outcome, f"read_key_file({path}) did not return"
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_or_a_device_is_refused_without_waiting(tmp_path: Path) -> None:
+    fifo = tmp_path / "origin.keys"
+    os.mkfifo(fifo)
+    refused = read_in_thread(fifo)
+    assert isinstance(refused, ConfigError) and "not a regular file" in str(refused)
+    if Path("/dev/zero").exists():
+        refused = read_in_thread(Path("/dev/zero"))
+        assert isinstance(refused, ConfigError) and "not a regular file" in str(refused)
+
+
+def test_a_key_file_over_the_size_limit_is_refused(tmp_path: Path) -> None:
+    big = tmp_path / "origin.keys"
+    big.write_text("".join(f"k{n}:{SECRET_A}-{n}\n" for n in range(2000)), encoding="utf-8")
+    assert big.stat().st_size > MAX_KEY_FILE_BYTES
+    with pytest.raises(ConfigError, match=f"larger than {MAX_KEY_FILE_BYTES} bytes"):
+        read_key_file(big)
+
+
+def test_cr_only_and_mixed_line_endings_are_lines() -> None:
+    for text in (f"k2:{SECRET_B}\rk1:{SECRET_A}\r", f"# old Mac\rk2:{SECRET_B}\r\nk1:{SECRET_A}\n"):
+        ring = parse_key_file(text)
+        assert list(ring) == [("k2", SECRET_B), ("k1", SECRET_A)]
+    with pytest.raises(ConfigError) as caught:
+        parse_key_file(f"k2:{SECRET_B}\x0bk1:{SECRET_A}\n")  # a vertical tab is no line end
+    assert caught.value.line == 1 and "control character" in str(caught.value) and SECRET_A not in str(caught.value)
+
+
+def test_one_secret_under_two_key_ids_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_key_file(f"k2:{SECRET_A}\n\nk1:{SECRET_A}\n")
+    assert caught.value.line == 3 and "same secret as line 1" in str(caught.value)
+    assert SECRET_A not in str(caught.value)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+def test_a_key_file_others_can_read_or_write_gives_one_warning(tmp_path: Path) -> None:
+    path = tmp_path / "origin.keys"
+    path.write_text(f"k1:{SECRET_A}\n", encoding="utf-8")
+    for mode, words in ((0o644, "readable"), (0o602, "writable"), (0o666, "readable and writable")):
+        path.chmod(mode)
+        warnings: list[str] = []
+        assert len(read_key_file(path, warn=warnings.append)) == 1
+        assert warnings == [f"{path}: key file is {words} by others (mode {mode:03o}); chmod 600 it"]
+    for mode in (0o600, 0o640):
+        path.chmod(mode)
+        warnings = []
+        read_key_file(path, warn=warnings.append)
+        assert warnings == []

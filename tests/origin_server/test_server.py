@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from origin_server.app import create_app
-from origin_server.errors import SettingError
+from origin_server.errors import ConfigError, SettingError
 from origin_server.server import MAX_CONNECTION_LIMIT, make_server
 
 from .conftest import (
@@ -284,3 +284,42 @@ def test_limits_out_of_range_are_refused_before_binding(limits: dict[str, int], 
     assert (caught.value.setting, caught.value.value) == (setting, value)
     assert str(caught.value).startswith(setting.replace("_", " ") + " must be between 1 and ")
     assert "--" not in str(caught.value)  # the command line adds its own flag names
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "logged"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("198.51.100.1, 203.0.113.7", "203.0.113.7"),  # the hop the proxy appended
+        ("[2001:db8::1]", "2001:db8::1"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("203.0.113.7 GET /forged 200", "127.0.0.1"),
+        ("evil.example", "127.0.0.1"),
+        ("203.0.113.7:443", "127.0.0.1"),
+        ("", "127.0.0.1"),
+    ],
+)
+def test_only_a_valid_forwarded_address_is_logged(
+    media: Media, serve_app, caplog: pytest.LogCaptureFixture, forwarded: str, logged: str  # noqa: ANN001
+) -> None:
+    proxied = serve_app(create_app(make_config(media)), trusted_proxy="127.0.0.1")
+    with caplog.at_level(logging.INFO, logger="origin_server.access"):
+        response = requests.get(
+            proxied.url + STREAM + token_for("test.flac"), headers={"X-Forwarded-For": forwarded}, timeout=10
+        )
+    assert response.status_code == 200
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "origin_server.access"]
+    fields = line.split(" ")
+    assert len(fields) == 7 and fields[5] == logged, line
+
+
+def test_a_busy_port_is_one_config_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError) as caught:
+            make_server(object(), host="127.0.0.1", port=port)
+    assert str(caught.value).startswith(f"cannot listen on 127.0.0.1:{port}: ")
+    with pytest.raises(SettingError, match="not an IP address"):
+        make_server(object(), port=0, trusted_proxy="proxy.example")

@@ -14,6 +14,8 @@ from origin_server.cli import main
 from origin_server.keys import read_key_file
 from origin_server.tokens import verify_origin_token
 
+from .conftest import write_private
+
 SECRET_NEW = "n" * 40
 SECRET_OLD = "o" * 40
 LOCATOR = "netease/马也/海屿你.flac"
@@ -33,8 +35,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 @pytest.fixture
 def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "origin.keys"
-    path.write_text(f"# signing key first\n2026-02:{SECRET_NEW}\n2026-01:{SECRET_OLD}\n", encoding="utf-8")
-    return path
+    return write_private(path, f"# signing key first\n2026-02:{SECRET_NEW}\n2026-01:{SECRET_OLD}\n")
 
 
 def test_prints_a_token_signed_with_the_first_key(key_file: Path) -> None:
@@ -107,4 +108,21 @@ def test_a_locator_the_core_refuses_is_a_usage_error_naming_the_flags(
     assert captured.err == (
         "origin-server: error: Invalid value for --locator/--backend: "
         "locator must be relative to a media root, not an absolute path\n"
+    )
+
+
+def test_help_says_which_backend_a_token_gets_by_default() -> None:
+    done = run("--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "Without --backend the token names no backend: the server serves it from its unnamed media root." in text
+    assert "a server whose roots all have names answers it 404" in text
+
+
+def test_a_lifetime_longer_than_servers_accept_is_warned_about(key_file: Path) -> None:
+    done = run("--secret-file", str(key_file), "--locator", LOCATOR, "--ttl", str(8 * 24 * 3600))
+    assert done.returncode == 0 and done.stdout.count(".") == 2
+    assert done.stderr == (
+        "origin-server: warning: this token lives longer than 7 days; "
+        "servers refuse it unless started with a larger --max-token-lifetime\n"
     )

@@ -6,9 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from origin_server.errors import TokenError, TokenExpired, TokenInvalid, TokenNotYetValid
+from origin_server.errors import ArgumentError, TokenError, TokenExpired, TokenInvalid, TokenNotYetValid
 from origin_server.keys import KeyRing
-from origin_server.tokens import TokenVerifier, create_origin_token, verify_origin_token
+from origin_server.tokens import MAX_TOKEN_LENGTH, TokenVerifier, create_origin_token, verify_origin_token
 
 from .conftest import sign_segments
 
@@ -81,3 +81,37 @@ def test_one_verifier_shared_by_threads_while_it_forgets() -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(check, tokens * 20))
     assert results == [verify_origin_token(ring, token, NOW)["locator"] for token in tokens] * 20
+
+
+# --- the lifetime cap and the memory a verifier keeps --------------------------------------
+
+
+def test_a_token_living_longer_than_the_cap_is_invalid() -> None:
+    week = 7 * 24 * 3600
+    verifier = TokenVerifier(KEY, max_lifetime=week)
+    assert verifier.verify(create_origin_token(KEY, "a.flac", NOW + week), NOW)["exp"] == NOW + week
+    for exp in (NOW + week + 31, NOW + 10**9, 10**300, float(2**1000)):
+        error = refusal(verifier, create_origin_token(KEY, "a.flac", exp), NOW)
+        assert type(error) is TokenInvalid and str(error) == "token lives longer than the maximum lifetime"
+        assert error.claims is not None and error.claims["exp"] == exp  # the MAC matched: claims were read
+    assert TokenVerifier(KEY, max_lifetime=0).verify(create_origin_token(KEY, "a.flac", 10**300), NOW)
+    assert verify_origin_token(KEY, create_origin_token(KEY, "a.flac", 10**300), NOW)  # no cap unless asked
+    with pytest.raises(TokenInvalid, match="maximum lifetime"):
+        verify_origin_token(KEY, create_origin_token(KEY, "a.flac", NOW + 2 * week), NOW, max_lifetime=week)
+
+
+def test_remembered_tokens_are_bounded_in_characters_too() -> None:
+    verifier = TokenVerifier(KEY, remember=1000, remember_bytes=20_000)
+    tokens = [create_origin_token(KEY, f"{n:04d}/" + "x" * 900, NOW + 600) for n in range(200)]
+    for token in tokens:
+        verifier.verify(token, NOW)
+    assert 0 < verifier._verified_chars <= 20_000
+    assert verifier._verified_chars == sum(len(token) for token in verifier._verified)
+    assert list(verifier._verified) == tokens[-len(verifier._verified):]  # the newest are kept
+
+
+def test_no_token_is_minted_that_the_verifier_refuses_for_its_length() -> None:
+    with pytest.raises(ArgumentError, match="longer than"):
+        create_origin_token(KEY, "海" * 600, NOW + 600)
+    longest = create_origin_token(KEY, "a" * 1400, NOW + 600)
+    assert len(longest) <= MAX_TOKEN_LENGTH and TokenVerifier(KEY).verify(longest, NOW)
