@@ -23,6 +23,7 @@ from .git.remote import PushResult
 from .defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT
 from .git.store import STAGING_NAME, ensure_repo, repo_lock
 from .manifest import DB_NAME, MANIFEST_NAME, SnapshotManifest
+from .layout import check_checkout, work_tree_at
 from .readmodel import Progress
 from .snapshots import (
     CommitResult,
@@ -64,6 +65,7 @@ def export_and_commit(
     push_to: str | None = None,
     git: str | None = None,
     env: Mapping[str, str] | None = None,
+    part_size: int | None = None,
 ) -> RunResult:
     """Export the catalog and commit it, holding the writer lock throughout; then push if asked.
 
@@ -78,6 +80,7 @@ def export_and_commit(
     Args:
         git: the git CLI for the push (deltas), or None for dulwich's client.
         env: the push transport's environment (see ``git.remote.push``).
+        part_size: the split layout's part size (see ``snapshots.commit_locked``).
 
     Raises:
         UsageError: ``author`` is not ``Name <email>``, or ``generated_at`` is not a timestamp.
@@ -94,7 +97,9 @@ def export_and_commit(
             exported = run_export(
                 source_db, snapshot_dir, generated_at=generated_at, busy_timeout=busy_timeout, progress=progress
             )
-            committed = commit_locked(git_dir, snapshot_dir / DB_NAME, exported.manifest, author_bytes)
+            committed = commit_locked(
+                git_dir, snapshot_dir / DB_NAME, exported.manifest, author_bytes, part_size=part_size
+            )
         finally:
             if target_dir is None:
                 shutil.rmtree(snapshot_dir, ignore_errors=True)
@@ -125,13 +130,22 @@ def verify_revision(
 ) -> SnapshotManifest:
     """Extract the snapshot at ``rev`` to a temporary directory and verify it like ``verify DIR``.
 
+    In a clone whose HEAD is ``rev``, the checked-out files are checked too
+    (``layout.check_checkout``): the pieces, and the database when present.
+
     Raises:
-        RepoError: not a repository, a bad revision, or a commit without a snapshot.
-        VerifyError: the snapshot does not match its manifest or fails SQLite's checks.
+        RepoError: not a repository, a bad revision, a commit without a snapshot,
+            or a piece in git that does not match the manifest.
+        VerifyError: the snapshot, or the clone's checkout of it, does not match its
+            manifest, or fails SQLite's checks.
     """
     with _snapshots_from_git(repo_path, [rev], purpose="verify", work_dir=work_dir) as sides:
         directory, _ = sides[0]
-        return verify_snapshot(directory / DB_NAME, directory / MANIFEST_NAME)
+        manifest = verify_snapshot(directory / DB_NAME, directory / MANIFEST_NAME)
+        work_tree = work_tree_at(repo_path, rev)
+        if work_tree is not None:
+            check_checkout(work_tree, manifest, (directory / MANIFEST_NAME).read_bytes())
+        return manifest
 
 
 def diff_revisions(

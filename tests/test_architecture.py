@@ -14,14 +14,14 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: dict[str, dict[str, float]] = {
     "snapbuild": {
         "errors": 0,
-        "defaults": 1, "fsutil": 1, "sqlite": 1, "urls": 1,
+        "defaults": 1, "fsutil": 1, "sqlite": 1, "urls": 1, "assemble": 1,
         "schema": 2, "manifest": 2,
         "sample.hashing": 2.0, "sample.tables": 2.0, "sample.rows": 2.1, "sample.media": 2.2,
         "sample.catalog": 2.3, "sample.mutate": 2.3, "sample": 2.9,
-        "source": 3,
+        "source": 3, "hooks": 3,
         "git.objects": 3.0, "git.revisions": 3.0, "git.store": 3.1, "git.remote": 3.2, "git": 3.9,
-        "readmodel": 4, "sidereader": 4, "diff": 4, "textconv": 4, "consumer": 4,
-        "export": 5, "verify": 5,
+        "readmodel": 4, "sidereader": 4, "diff": 4, "textconv": 4, "consumer": 4, "parts": 4,
+        "export": 5, "verify": 5, "layout": 5,
         "snapshots": 6,
         "pipeline": 7,
         "cli.base": 8.0, "cli.consumer": 8.1, "cli.export": 8.1, "cli.history": 8.1, "cli.sample": 8.1, "cli": 8.9,

@@ -35,8 +35,42 @@ def _commit_summary(committed: CommitResult, manifest: SnapshotManifest, repo: P
             f"{manifest.playlist_count} playlists, {manifest.track_count} tracks, {manifest.file_count} files; "
             f"{elapsed:.2f} s"
         ]
+        if committed.pieces:
+            from ..parts import format_size
+
+            lines[0] += f"; stored as {committed.pieces} pieces of at most {format_size(committed.part_size)}"
     lines.append(f"consumers: git clone {Path(repo).resolve()} catalog   (then git pull --ff-only)")
     return lines
+
+
+class _PartSize(click.ParamType):
+    """``--part-size``: bytes, or a number with KiB, MiB or GiB; a positive multiple of the page size."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from ..parts import parse_part_size
+
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_part_size(value)
+        except UsageError as error:
+            self.fail(str(error).replace("part_size", "--part-size", 1), param, ctx)
+
+
+def _forge_warning(largest_blob: int) -> str | None:
+    """The one warning an export gets when its commit put a blob above the forges' limits into the repository."""
+    from ..parts import DEFAULT_PART_SIZE, FORGE_REFUSE_SIZE, FORGE_WARN_SIZE, format_size
+
+    if largest_blob <= FORGE_WARN_SIZE:
+        return None
+    return (
+        f"snapbuild: warning: this commit holds a {largest_blob / 2**20:.1f} MiB blob: GitHub refuses files over "
+        f"{format_size(FORGE_REFUSE_SIZE)} and warns over {format_size(FORGE_WARN_SIZE)}; GitLab (Gitaly) and "
+        f"Gerrit (JGit) never delta blobs over 50 MB, so every pull costs all of it "
+        f"(a --part-size of at most {format_size(FORGE_WARN_SIZE)}, default {format_size(DEFAULT_PART_SIZE)}, avoids both)"
+    )
 
 
 def _generated_at(option: str | None, source_date_epoch: str | None) -> datetime:
@@ -109,9 +143,13 @@ def _export_summary(result: ExportResult, target_dir: Path, elapsed: float) -> s
               help="After --commit, push main and the tags to REMOTE (path, file://, ssh or https URL).")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=DEFAULT_LOCK_TIMEOUT, show_default=True,
               help="Seconds to wait for another writer of the repository.")
+@click.option("--part-size", type=_PartSize(), default=None,
+              help="With --commit: store a database larger than SIZE as pieces of SIZE (e.g. 32MiB; a multiple of "
+                   "the 4 KiB page size). Default: the repository's part size, else 32 MiB.")
 def export_command(
     source_db: Path, target_dir: Path | None, generated_at: str | None, busy_timeout: float, as_json: bool,
     commit: bool, repo_path: Path | None, author: str | None, push_remote: str | None, lock_timeout: float,
+    part_size: int | None,
 ) -> None:
     """Export the catalog's read model to DIR/catalog_read.db and DIR/manifest.json.
 
@@ -123,6 +161,9 @@ def export_command(
     With --commit the snapshot is committed to a git repository of snapshots
     (see docs/consumers.md): no commit when the content equals HEAD's; the
     commit's date is the manifest's generated_at, so it is reproducible.
+    A database larger than the part size is committed as pieces under
+    catalog_read.db.parts/ (git forges accept them and send small deltas),
+    and so is every later snapshot of that repository.
 
     Example: snapbuild export --db catalogsync.db --target-dir snapshot
 
@@ -134,6 +175,8 @@ def export_command(
         raise UsageError("--target-dir is required unless --commit is given")
     if not commit and (repo_path is not None or author is not None or push_remote is not None):
         raise UsageError("--repo, --author and --push need --commit")
+    if not commit and part_size is not None:
+        raise UsageError("--part-size needs --commit")
     if commit:
         from ..snapshots import parse_author
 
@@ -150,7 +193,7 @@ def export_command(
             run = export_and_commit(
                 source_db, repo, generated_at=stamp, author=author or DEFAULT_AUTHOR, lock_timeout=lock_timeout,
                 target_dir=target_dir, busy_timeout=busy_timeout, progress=progress,
-                push_to=push_remote, git=shutil.which("git"), env=dict(os.environ),
+                push_to=push_remote, git=shutil.which("git"), env=dict(os.environ), part_size=part_size,
             )
             result = run.exported
         else:
@@ -167,6 +210,8 @@ def export_command(
     if run is not None:
         for line in _commit_summary(run.committed, result.manifest, repo, time.monotonic() - started):
             click.echo(line, err=as_json)
+        if warning := _forge_warning(run.committed.largest_blob):
+            click.echo(warning, err=True)
         if run.push_error is not None:
             raise run.push_error
         if run.pushed is not None:

@@ -29,6 +29,20 @@ def _change_summary(entry: HistoryEntry) -> str:
     return ", ".join(parts) if parts else "same row counts"
 
 
+def _layout(entry: HistoryEntry) -> str:
+    """The split layout of a snapshot, and where it began or changed (nothing for the whole layout)."""
+    if not entry.pieces:
+        return ""
+    from ..parts import format_size
+
+    text = f"  [{entry.pieces} pieces of at most {format_size(entry.part_size)}"
+    if entry.parent_part_size == 0:
+        text += "; split from here on"
+    elif entry.parent_part_size not in (None, entry.part_size):
+        text += f"; part size was {format_size(entry.parent_part_size)}"
+    return text + "]"
+
+
 @cli.command("log")
 @repo_option()
 @click.option("--rev", default="HEAD", show_default=True, help="Start from this revision.")
@@ -36,6 +50,9 @@ def _change_summary(entry: HistoryEntry) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of text.")
 def log_command(repo_path: Path, rev: str, max_count: int | None, as_json: bool) -> None:
     """List the snapshots on main, newest first: id, date, counts and row-count changes.
+
+    A snapshot stored as pieces says how many, and the first one says that
+    every later snapshot is stored as pieces too.
 
     Example: snapbuild log --repo snapshots.git -n 5
     """
@@ -50,7 +67,7 @@ def log_command(repo_path: Path, rev: str, max_count: int | None, as_json: bool)
         return
     for e in entries:
         counts = " ".join(f"{k.removesuffix('_count')}s={v}" for k, v in e.counts.items())
-        click.echo(f"{e.snapshot_id}  {e.generated_at}  {e.commit[:12]}  {counts}  {_change_summary(e)}")
+        click.echo(f"{e.snapshot_id}  {e.generated_at}  {e.commit[:12]}  {counts}  {_change_summary(e)}{_layout(e)}")
 
 
 @cli.command("gc")
