@@ -31,7 +31,7 @@ MARKER = "# snapbuild consumer hook"
 _HOOK = """#!/bin/sh
 {marker} ({name}): assemble {db} from {parts}/ after git moved the work tree.
 # Written by 'snapbuild consumer-setup'; run it again to update this file.
-{skip}assembler="$(dirname "$0")/{assembler}"
+{skip}assembler="${{0%/*}}/{assembler}"
 run() {{ exec "$@" "$assembler" --hook; }}
 {preferred}for candidate in python3 python; do
     if command -v "$candidate" >/dev/null 2>&1 &&

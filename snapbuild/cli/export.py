@@ -66,10 +66,11 @@ def _forge_warning(largest_blob: int) -> str | None:
     if largest_blob <= FORGE_WARN_SIZE:
         return None
     return (
-        f"snapbuild: warning: this commit holds a {largest_blob / 2**20:.1f} MiB blob: GitHub refuses files over "
-        f"{format_size(FORGE_REFUSE_SIZE)} and warns over {format_size(FORGE_WARN_SIZE)}; GitLab (Gitaly) and "
-        f"Gerrit (JGit) never delta blobs over 50 MB, so every pull costs all of it "
-        f"(a --part-size of at most {format_size(FORGE_WARN_SIZE)}, default {format_size(DEFAULT_PART_SIZE)}, avoids both)"
+        f"snapbuild: warning: this snapshot put a {largest_blob / 2**20:.1f} MiB blob into the repository: GitHub "
+        f"warns about files over {format_size(FORGE_WARN_SIZE)} and refuses them over {format_size(FORGE_REFUSE_SIZE)}; "
+        f"GitLab (Gitaly) and Gerrit (JGit) never delta blobs over {format_size(FORGE_WARN_SIZE)}, so every pull "
+        f"costs all of it; a --part-size of at most {format_size(FORGE_WARN_SIZE)} (the default is "
+        f"{format_size(DEFAULT_PART_SIZE)}) avoids both"
     )
 
 
