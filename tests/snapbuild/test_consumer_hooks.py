@@ -193,3 +193,18 @@ def test_a_bare_repository_gets_the_driver_but_no_hooks(publisher: tuple[Path, P
     assert not any(
         (repo / "hooks" / name).exists() and MARKER in (repo / "hooks" / name).read_text() for name in HOOK_NAMES
     )
+
+
+def test_the_documented_shallow_update_runs_the_hooks(publisher: tuple[Path, Path], tmp_path: Path) -> None:
+    catalog, repo = publisher
+    template = tmp_path / "template"
+    assert main(["consumer-setup", "--template", str(template)]) == 0
+    clone = tmp_path / "clone"
+    git("clone", "--quiet", "--depth", "1", "--template", str(template), repo.as_uri(), clone)
+    assert assembled(clone)
+    change(catalog)
+    second = commit(catalog, repo, T2).exported.manifest
+    # docs/consumers.md: "later, stay shallow"
+    git("-C", clone, "fetch", "--quiet", "--depth", "1", "origin", "main")
+    git("-C", clone, "checkout", "--quiet", "--force", "-B", "main", "origin/main")
+    assert sha256_of(clone / "catalog_read.db") == second.db_sha256
