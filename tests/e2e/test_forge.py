@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from snapbuild.sample import mutate_sample_catalog, write_sample_catalog
 from tests.conftest import require_tool
-from tests.e2e.conftest import cli_env, git, run_cli, run_ok
+from tests.e2e.conftest import REPO_ROOT, cli_env, git, run_cli, run_ok, write_key_file
 from tests.e2e.forge_support import FORGE_BIG_FILE_THRESHOLD, GITHUB_REFUSE_ABOVE, make_forge_remote
 
 SCALE = 512
@@ -91,3 +92,28 @@ def test_the_whole_layout_over_the_limit_is_refused_by_the_forge(tmp_path: Path,
     assert refused.stderr.count("\n") == 1 and "pre-receive hook declined" in refused.stderr
     assert "committed" in refused.stdout  # the commit stands; the next run pushes again
     assert git("--git-dir", forge, "for-each-ref").stdout == ""
+
+
+def test_the_public_service_example_serves_a_split_snapshot(tmp_path: Path, forge: Path, catalog: Path) -> None:
+    repo = tmp_path / "snapshots.git"
+    assert export_push(catalog, repo, forge, "2026-01-01T00:00:00Z", "--part-size", "64KiB").returncode == 0
+    keys = write_key_file(tmp_path / "origin-keys.txt")
+    workdir = tmp_path / "service"
+
+    def serve() -> dict:
+        result = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "examples" / "public_service.py"), "--remote", forge.as_uri(),
+             "--workdir", str(workdir), "--origin-url", "http://127.0.0.1:9", "--secret-file", str(keys), "--json"],
+            capture_output=True, text=True, encoding="utf-8", timeout=120, env=cli_env(),
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return json.loads(result.stdout)
+
+    first = serve()
+    mutate_sample_catalog(catalog, fraction=0.01, seed=1)
+    assert export_push(catalog, repo, forge, "2026-01-02T00:00:00Z").returncode == 0
+    second = serve()
+    assert first["snapshot_id"] != second["snapshot_id"] and second["tracks"]
+    live = workdir / "live" / f"catalog_read.{second['snapshot_id']}.db"
+    manifest = json.loads((workdir / "clone" / "manifest.json").read_text(encoding="utf-8"))
+    assert "parts" in manifest and hashlib.sha256(live.read_bytes()).hexdigest() == manifest["db_sha256"]
