@@ -26,6 +26,13 @@ def assembled(clone: Path) -> bool:
     return db.exists() and sha256_of(db) == manifest_of(clone)["db_sha256"]
 
 
+def clone_with_hooks(repo: Path, target: Path, interpreter: str | None) -> Path:
+    """Clone ``repo`` and set it up through the library, the hooks trying ``interpreter`` first."""
+    git("clone", "--quiet", str(repo), target)
+    consumer_setup(target, "snapbuild textconv", git=shutil.which("git") or "git", interpreter=interpreter)
+    return target
+
+
 @pytest.fixture
 def publisher(tmp_path: Path) -> tuple[Path, Path]:
     """A catalog and its split snapshot repository with one snapshot."""
@@ -103,9 +110,7 @@ def test_hooks_find_python_on_path_when_the_recorded_one_is_gone(
     publisher: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     catalog, repo = publisher
-    clone = tmp_path / "clone"
-    git("clone", "--quiet", str(repo), clone)
-    consumer_setup(clone, "snapbuild textconv", git=shutil.which("git") or "git", interpreter="/nowhere/python3")
+    clone = clone_with_hooks(repo, tmp_path / "clone", "/nowhere/python3")
     # Only a python3 that is not the one named at setup: a directory with a link to this interpreter.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -122,9 +127,7 @@ def test_without_any_python_the_hook_says_so_and_keeps_the_old_database(
     publisher: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     catalog, repo = publisher
-    clone = tmp_path / "clone"
-    git("clone", "--quiet", str(repo), clone)
-    consumer_setup(clone, "snapbuild textconv", git=shutil.which("git") or "git", interpreter=None)
+    clone = clone_with_hooks(repo, tmp_path / "clone", None)
     before = (clone / "catalog_read.db").read_bytes()
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -26,6 +26,21 @@ def catalog(tmp_path: Path) -> Path:
     return sample_catalog(tmp_path / "catalogsync.db")
 
 
+@pytest.fixture
+def two_snapshots(tmp_path: Path, catalog: Path) -> Path:
+    """A split repository holding a snapshot of the catalog and one after a 1% change."""
+    repo = tmp_path / "snapshots.git"
+    commit(catalog, repo, T1)
+    change(catalog)
+    commit(catalog, repo, T2)
+    return repo
+
+
+def clone_of(repo: Path, target: Path) -> Path:
+    git("clone", "--quiet", str(repo), target)
+    return target
+
+
 def tree_files(repo: Path, rev: str = "main") -> dict[str, int]:
     """Path -> size of every file in the tree at ``rev`` (``git ls-tree -r -l``)."""
     listing = git("--git-dir", repo, "ls-tree", "-r", "-l", rev).stdout
@@ -167,33 +182,25 @@ def test_a_corrupt_piece_in_git_is_named(tmp_path: Path, catalog: Path) -> None:
 
 @pytest.mark.parametrize("tool", ["git", "dulwich"])
 def test_gc_and_push_keep_every_piece_and_clones_assemble_the_same_database(
-    tmp_path: Path, catalog: Path, tool: str
+    tmp_path: Path, two_snapshots: Path, tool: str
 ) -> None:
-    repo, remote = tmp_path / "snapshots.git", tmp_path / "remote.git"
+    repo, remote = two_snapshots, tmp_path / "remote.git"
     git("init", "--quiet", "--bare", "--initial-branch=main", remote)
     git_exe = shutil.which("git") if tool == "git" else None
-    commit(catalog, repo, T1)
-    change(catalog)
-    second = commit(catalog, repo, T2)
+    head = git("--git-dir", repo, "show", "main:manifest.json").stdout
     result = gc(repo, git=git_exe, lock_timeout=5)
     assert result.tool == tool
     verify_revision(repo, "HEAD~1")
     push(repo, str(remote), git=git_exe)
     fsck(remote)
-    clone = tmp_path / "clone"
-    git("clone", "--quiet", str(remote), clone)
+    clone = clone_of(remote, tmp_path / "clone")
     assert main(["consumer-setup", str(clone)]) == 0
-    assert sha256_of(clone / "catalog_read.db") == manifest_of(clone)["db_sha256"] == second.exported.manifest.db_sha256
+    assert sha256_of(clone / "catalog_read.db") == manifest_of(clone)["db_sha256"] == json.loads(head)["db_sha256"]
     verify_revision(clone)
 
 
-def test_git_diff_and_log_p_name_changed_pieces_without_binary_noise(tmp_path: Path, catalog: Path) -> None:
-    repo = tmp_path / "snapshots.git"
-    commit(catalog, repo, T1)
-    change(catalog)
-    commit(catalog, repo, T2)
-    clone = tmp_path / "clone"
-    git("clone", "--quiet", str(repo), clone)
+def test_git_diff_and_log_p_name_changed_pieces_without_binary_noise(tmp_path: Path, two_snapshots: Path) -> None:
+    clone = clone_of(two_snapshots, tmp_path / "clone")
     assert main(["consumer-setup", str(clone)]) == 0
 
     raw = subprocess.run(["git", "-C", str(clone), "log", "-p", "-1"], capture_output=True, check=True).stdout
@@ -210,13 +217,8 @@ def test_git_diff_and_log_p_name_changed_pieces_without_binary_noise(tmp_path: P
     assert main(["diff", "--repo", str(clone)]) == 0
 
 
-def test_verify_of_a_clone_checks_its_checkout(tmp_path: Path, catalog: Path) -> None:
-    repo = tmp_path / "snapshots.git"
-    commit(catalog, repo, T1)
-    change(catalog)
-    commit(catalog, repo, T2)
-    clone = tmp_path / "clone"
-    git("clone", "--quiet", str(repo), clone)
+def test_verify_of_a_clone_checks_its_checkout(tmp_path: Path, two_snapshots: Path) -> None:
+    clone = clone_of(two_snapshots, tmp_path / "clone")
     verify_revision(clone)  # not assembled yet: the pieces are checked
     (clone / "catalog_read.db").write_bytes(b"stale")
     with pytest.raises(VerifyError, match="is not this snapshot's database: assemble it"):
