@@ -26,6 +26,7 @@ from typing import Any
 # (it must run without snapbuild); every other module takes them from here.
 from .assemble import DB_NAME, MANIFEST_NAME, LayoutError, Piece, layout_of  # noqa: F401
 from .errors import ManifestError, UsageError
+
 #: The manifest an export wrote but has not yet renamed into place (see export.py).
 PENDING_MANIFEST_NAME = ".manifest.json.pending"
 

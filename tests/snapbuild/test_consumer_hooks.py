@@ -106,6 +106,7 @@ def test_a_template_makes_git_clone_assemble_at_its_first_checkout(
     assert main(["consumer-setup", str(clone), "--template", str(template)]) == 2
 
 
+@pytest.mark.skipif(os.name == "nt", reason="links an interpreter into a directory (needs symlink rights on Windows)")
 def test_hooks_find_python_on_path_when_the_recorded_one_is_gone(
     publisher: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
