@@ -163,6 +163,9 @@ def main() -> None:
             if round_no == 2:
                 for consumer in consumers:
                     run([git, "clone", "-q", repo.as_uri(), str(consumer)], env=env)
+                # The other order of a scheduled job: gc first, then the export (the new snapshot stays loose).
+                run([git, "clone", "-q", phased_repo.as_uri(), str(work / "consumer-gc-first")], env=env)
+                run([*py, "gc", "--repo", str(phased_repo)], env=env)
                 print("mutating 1% of the catalog ...", flush=True)
                 mutate_sample_catalog(source, fraction=0.01, seed=1)
             print(f"round {round_no}: export ...", flush=True)
@@ -195,6 +198,10 @@ def main() -> None:
         trace = work / "fetch-packed.pack"
         run([git, "-C", str(consumers[1]), "fetch", "-q", "origin"], env={**env, "GIT_TRACE_PACKFILE": str(trace)})
         fetched["packed"] = trace.stat().st_size
+        trace = work / "fetch-gc-first.pack"
+        run([git, "-C", str(work / "consumer-gc-first"), "fetch", "-q", "origin"],
+            env={**env, "GIT_TRACE_PACKFILE": str(trace)})
+        fetched["gc, then export"] = trace.stat().st_size
         full_clone = work / "fetch-clone.pack"
         print("fetching ...", flush=True)
         run([git, "clone", "-q", "--depth", "1", repo.as_uri(), str(work / "shallow")],
@@ -216,10 +223,12 @@ def main() -> None:
         for round_no, export, both, _, _, phased_rss, _, git_rss in rows:
             print(f"{round_no:>5}  {mib(export.rss):>7}  {mib(both.rss):>15}  {mib(phased_rss):>20}  {mib(git_rss):>14}")
         print()
-        print("consumer git fetch (file://, git upload-pack) after a 1% change:")
+        print("consumer git fetch (file://, git upload-pack) after a 1% change (the default layout):")
+        labels = {"loose": "as dulwich left it (loose)", "packed": "export, then snapbuild gc",
+                  "gc, then export": "snapbuild gc, then export"}
         for state, size in fetched.items():
-            print(f"  publishing repo {state:<6}: {size / MiB:8.2f} MiB received = {100 * size / db_size:5.2f}% "
-                  f"of catalog_read.db")
+            print(f"  publishing repo {labels[state]:<27}: {size / MiB:8.2f} MiB received = "
+                  f"{100 * size / db_size:5.2f}% of catalog_read.db")
         print(f"  for scale, a --depth 1 clone received {full_clone.stat().st_size / MiB:.2f} MiB "
               f"({100 * full_clone.stat().st_size / db_size:.1f}% of the database)")
         print(f"snapbuild gc: {gc.seconds:.1f} s, peak RSS {mib(gc.rss)} (the largest of snapbuild and the git "

@@ -212,3 +212,22 @@ def test_the_documented_shallow_update_runs_the_hooks(publisher: tuple[Path, Pat
     git("-C", clone, "fetch", "--quiet", "--depth", "1", "origin", "main")
     git("-C", clone, "checkout", "--quiet", "--force", "-B", "main", "origin/main")
     assert sha256_of(clone / "catalog_read.db") == second.db_sha256
+
+
+def test_a_clone_follows_the_crossing_both_ways(tmp_path: Path) -> None:
+    repo, part = tmp_path / "snapshots.git", 128 * 1024
+    small, big = sample_catalog(tmp_path / "small.db", tracks=150), sample_catalog(tmp_path / "big.db", tracks=3000)
+    whole = commit(small, repo, T1, part_size=part).exported.manifest
+    clone = tmp_path / "clone"
+    git("clone", "--quiet", str(repo), clone)
+    assert main(["consumer-setup", str(clone)]) == 0
+
+    split = commit(big, repo, T2, part_size=part).exported.manifest
+    git("-C", clone, "pull", "--ff-only", "--quiet")  # catalog_read.db leaves git; the hook assembles it
+    assert sha256_of(clone / "catalog_read.db") == split.db_sha256
+    assert git("-C", clone, "status", "--porcelain").stdout == ""
+    git("-C", clone, "checkout", "--quiet", "HEAD~1")  # the assembled file gives way to the committed one
+    assert sha256_of(clone / "catalog_read.db") == whole.db_sha256
+    git("-C", clone, "checkout", "--quiet", "main")
+    assert sha256_of(clone / "catalog_read.db") == split.db_sha256
+    assert git("-C", clone, "status", "--porcelain").stdout == ""
