@@ -16,7 +16,9 @@ In one run, on the sample catalog (default 1,000,000 tracks, 100,000 playlists):
    consumer's ``git pull`` receives after the 1% change as a share of the
    database (target: at most 2% with the defaults) and what that fetch cost
    the server's ``git upload-pack``, beside the same pull from a plain remote
-   (no threshold); then the consumer's assembly of ``catalog_read.db``
+   (no threshold) and from one that keeps each push as a pack
+   (``receive.unpackLimit=1``, as docs/consumers.md sets it up); then the
+   consumer's assembly of ``catalog_read.db``
    (``assemble.py``: time and peak RSS, target at most 64 MiB) beside ``cat``
    of the pieces.
 
@@ -310,6 +312,11 @@ def forge_layouts(work: Path, snapshots: dict[int, Path], db_size: int, *, git: 
         if part in PLAIN_TOO:
             remotes["plain"] = make_forge_remote(work / f"{slug}-plain.git", refuse_above=None,
                                                  big_file_threshold=4294967295)
+        if part == DEFAULT_PART:
+            # docs/consumers.md's self-hosted remote: it keeps each push as the pack it arrived in.
+            remotes["keeps packs"] = make_forge_remote(work / f"{slug}-keep.git", refuse_above=None,
+                                                       big_file_threshold=4294967295)
+            run([git, "--git-dir", str(remotes["keeps packs"]), "config", "receive.unpackLimit", "1"], env=env)
         refused = None
         pushes: list[Run] = []
         consumers: dict[str, Path] = {}
@@ -362,6 +369,11 @@ def forge_layouts(work: Path, snapshots: dict[int, Path], db_size: int, *, git: 
               + (f"{plain.received / MiB:.2f} MiB = {100 * plain.received / db_size:.2f}%" if plain else "-"))
         if refused:
             print(f"    the forge-like remote refused the first push: {refused}")
+        if "keeps packs" in pulls:
+            kept = pulls["keeps packs"]
+            print(f"    from a remote that keeps pushed packs (receive.unpackLimit=1): {kept.received / MiB:.2f} MiB = "
+                  f"{100 * kept.received / db_size:.2f}%, upload-pack {kept.upload_pack['cpu']:.1f} s cpu "
+                  f"{mib(int(kept.upload_pack['rss']))}")
         if "bitmap" in pulls:
             bitmap = pulls["bitmap"]
             print(f"    after the forge repacked with a bitmap (git repack -adb): {bitmap.received / MiB:.2f} MiB = "

@@ -20,6 +20,10 @@ Run it in a clone (Python 3.8 or later; nothing else is needed)::
     python3 assemble.py --output /srv/live/catalog_read.db
 
 Exit status: 0 assembled (or nothing to assemble), 1 refused, 2 usage.
+
+Inside snapbuild this module is the one statement of the pieces' format
+(names, manifest fields, checks); it imports nothing from snapbuild, so it
+also has its own small command line (:func:`main`).
 """
 
 from __future__ import annotations

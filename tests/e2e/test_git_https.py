@@ -46,6 +46,7 @@ def test_clone_and_pull_over_https_with_basic_auth_read_only(tmp_path: Path) -> 
     served = root / "catalog.git"
     git("init", "--quiet", "--bare", "--initial-branch=main", served)
     git("--git-dir", served, "config", "http.receivepack", "false")
+    git("--git-dir", served, "config", "receive.unpackLimit", "1")
     catalog = tmp_path / "catalogsync.db"
     write_sample_catalog(catalog, tracks=3000, playlists=300, seed=7)
     publisher = tmp_path / "snapshots.git"
@@ -72,6 +73,7 @@ def test_clone_and_pull_over_https_with_basic_auth_read_only(tmp_path: Path) -> 
         mutate_sample_catalog(catalog, fraction=0.01, seed=1)
         run_ok("snapbuild", "export", "--db", catalog, "--commit", "--repo", publisher,
                "--generated-at", "2026-01-02T00:00:00Z", "--push", served)
+        assert not list((served / "objects").glob("??/*"))  # the pushes were kept as packs, deltas and all
         pulled = https_git(server, "-C", clone, "pull", "--ff-only")
         assert "assembled catalog_read.db" in pulled.stdout + pulled.stderr
         assert db_matches_manifest(clone)
