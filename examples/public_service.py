@@ -8,7 +8,8 @@ in Node or Go does the same in a few lines):
 2. Serve reads from a *private copy* of ``catalog_read.db``, never from the
    clone's own file: ``git pull`` rewrites that file in place (and on Windows
    fails while any process has it open). Each snapshot is copied aside to
-   ``live/catalog_read.<snapshot_id>.db``, checked against its manifest,
+   ``live/catalog_read.<snapshot_id>.db`` (assembled there from its pieces
+   when a large catalog's snapshot is split), checked against its manifest,
    opened read-only, and the service switches to it atomically; a copy is
    deleted once no reader has it open any more.
 3. Give every track a playable URL: object-storage files have a
@@ -127,7 +128,10 @@ class SnapshotStore:
         final = self.live_dir / f"catalog_read.{snapshot_id}.db"
         if not final.exists():
             partial = self.live_dir / f".catalog_read.{snapshot_id}.db.partial-{os.getpid()}"
-            shutil.copyfile(clone_dir / "catalog_read.db", partial)
+            if "parts" in manifest:
+                _assemble(clone_dir, partial)
+            else:
+                shutil.copyfile(clone_dir / "catalog_read.db", partial)
             if _sha256(partial) != manifest.get("db_sha256"):
                 partial.unlink()
                 raise ConsumerError(f"catalog_read.db does not match the manifest of {snapshot_id}")
@@ -169,6 +173,22 @@ class SnapshotStore:
             if path not in keep:
                 with contextlib.suppress(OSError):  # still open elsewhere (Windows): next sweep
                     path.unlink()
+
+
+def _assemble(clone_dir: Path, output: Path) -> None:
+    """Put a split snapshot's pieces together into ``output``, each checked, with the clone's own ``assemble.py``.
+
+    A large catalog's database is committed as pieces under
+    ``catalog_read.db.parts/`` (see docs/consumers.md); ``assemble.py`` beside
+    them needs only the standard library. (A service that would rather not
+    run a script from the repository can keep its own copy of it.)
+    """
+    result = subprocess.run(
+        [sys.executable, str(clone_dir / "assemble.py"), "--output", str(output), str(clone_dir)],
+        capture_output=True, text=True, encoding="utf-8", errors="replace",
+    )
+    if result.returncode != 0:
+        raise ConsumerError(result.stderr.strip() or "assemble.py failed")
 
 
 def _sha256(path: Path) -> str:

@@ -4,8 +4,10 @@
 are the contract every consumer relies on; the rest lets a consumer check
 the database (``db_sha256``, ``table_counts``, ``sqlite_version``) and lets
 the exporter and the git history tell whether the content changed
-(``content_digest``). This module is the one place that names the snapshot's
-files, formats its timestamps and parses a manifest.
+(``content_digest``). A committed manifest of the split layout also lists the
+pieces (``part_size``, ``parts``). This module is the one place that names the
+snapshot's files (with ``assemble.py``, which consumers run without
+snapbuild), formats its timestamps and parses a manifest.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+# The file names and the pieces' format are stated once, in the standard-library assembler
+# (it must run without snapbuild); every other module takes them from here.
+from .assemble import DB_NAME, MANIFEST_NAME, LayoutError, Piece, layout_of  # noqa: F401
 from .errors import ManifestError, UsageError
 
-#: The snapshot's two files, as the target directory and every snapshot commit name them.
-DB_NAME = "catalog_read.db"
-MANIFEST_NAME = "manifest.json"
 #: The manifest an export wrote but has not yet renamed into place (see export.py).
 PENDING_MANIFEST_NAME = ".manifest.json.pending"
 
@@ -52,6 +54,8 @@ _INT_FIELDS = ("schema_version", "playlist_count", "track_count", "file_count", 
 _STR_FIELDS = ("snapshot_id", "generated_at")
 _OPTIONAL_STR_FIELDS = ("db_sha256", "content_digest", "sqlite_version")
 _COUNT_MAP_FIELDS = ("table_counts", "repairs")
+# The split layout's fields: in a committed manifest only, and only when the database is stored as pieces.
+_LAYOUT_FIELDS = ("part_size", "parts")
 # A snapshot id is also a git tag name: keep it to characters every ref store accepts.
 _SNAPSHOT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -98,7 +102,11 @@ def parse_timestamp(text: str) -> datetime:
 
 @dataclass(frozen=True)
 class SnapshotManifest:
-    """The fields of ``manifest.json``; the first seven are the contract every consumer relies on."""
+    """The fields of ``manifest.json``; the first seven are the contract every consumer relies on.
+
+    ``part_size`` and ``parts`` describe the split layout of a committed
+    snapshot (0 and empty otherwise, and then absent from the JSON).
+    """
 
     snapshot_id: str
     generated_at: str
@@ -112,10 +120,17 @@ class SnapshotManifest:
     table_counts: dict[str, int] = field(default_factory=dict)
     sqlite_version: str = ""
     repairs: dict[str, int] = field(default_factory=dict)
+    part_size: int = 0
+    parts: tuple[Piece, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the manifest as plain JSON-ready values (dicts are copies)."""
-        return asdict(self)
+        """Return the manifest as plain JSON-ready values (dicts are copies; unused layout fields left out)."""
+        payload = asdict(self)
+        payload["parts"] = list(payload["parts"])
+        for name in _LAYOUT_FIELDS:
+            if not payload[name]:
+                del payload[name]
+        return payload
 
     @classmethod
     def from_dict(cls, payload: Mapping[str, Any]) -> SnapshotManifest:
@@ -143,6 +158,12 @@ class SnapshotManifest:
             ):
                 raise ManifestError(f"manifest field {name!r} must map names to integers", field=name)
             values[name] = dict(value)
+        try:
+            layout = layout_of(payload if isinstance(payload, dict) else dict(payload))
+        except LayoutError as error:
+            raise ManifestError(str(error), field="parts") from None
+        if layout is not None:
+            values["part_size"], values["parts"] = layout.part_size, layout.pieces
         if not _SNAPSHOT_ID.fullmatch(values["snapshot_id"]):
             raise ManifestError(f"invalid snapshot_id {values['snapshot_id']!r}", field="snapshot_id")
         return cls(**values)

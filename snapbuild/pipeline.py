@@ -23,6 +23,7 @@ from .git.remote import PushResult
 from .defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT
 from .git.store import open_or_create, repo_lock, staging_dir
 from .manifest import DB_NAME, MANIFEST_NAME, SnapshotManifest
+from .layout import check_checkout, work_tree_at
 from .readmodel import Progress
 from .signing.keys import SigningKey
 from .snapshots import (
@@ -77,6 +78,7 @@ def export_and_commit(
     notifier: Notifier | None = None,
     signer: SigningKey | None = None,
     push_progress: Callable[[str], None] | None = None,
+    part_size: int | None = None,
 ) -> RunResult:
     """Export the catalog and commit it, holding the writer lock throughout; then push if asked.
 
@@ -99,6 +101,7 @@ def export_and_commit(
         push_progress: receives the push's progress output (see ``git.remote.push``).
         notifier: the receivers to tell about the snapshot, or None.
         signer: the key that signs the commit (see ``snapshots.commit_locked``), or None.
+        part_size: the split layout's part size (see ``snapshots.commit_locked``).
 
     Raises:
         UsageError: ``author`` is not ``Name <email>``, or ``generated_at`` is not a timestamp.
@@ -116,7 +119,8 @@ def export_and_commit(
                 source_db, snapshot_dir, generated_at=generated_at, busy_timeout=busy_timeout, progress=progress
             )
             committed = commit_locked(
-                git_dir, snapshot_dir / DB_NAME, exported.manifest, author_bytes, signer=signer, progress=progress
+                git_dir, snapshot_dir / DB_NAME, exported.manifest, author_bytes, part_size=part_size, signer=signer,
+                progress=progress,
             )
     pushed = None
     if push_to is not None:
@@ -161,13 +165,22 @@ def verify_revision(
 ) -> SnapshotManifest:
     """Extract the snapshot at ``rev`` to a temporary directory and verify it like ``verify DIR``.
 
+    In a clone whose HEAD is ``rev``, the checked-out files are checked too
+    (``layout.check_checkout``): the pieces, and the database when present.
+
     Raises:
-        RepoError: not a repository, a bad revision, or a commit without a snapshot.
-        VerifyError: the snapshot does not match its manifest or fails SQLite's checks.
+        RepoError: not a repository, a bad revision, a commit without a snapshot,
+            or a piece in git that does not match the manifest.
+        VerifyError: the snapshot, or the clone's checkout of it, does not match its
+            manifest, or fails SQLite's checks.
     """
     with _snapshots_from_git(repo_path, [rev], purpose="verify", work_dir=work_dir) as sides:
         directory, _ = sides[0]
-        return verify_snapshot(directory / DB_NAME, directory / MANIFEST_NAME)
+        manifest = verify_snapshot(directory / DB_NAME, directory / MANIFEST_NAME)
+        work_tree = work_tree_at(repo_path, rev)
+        if work_tree is not None:
+            check_checkout(work_tree, manifest, (directory / MANIFEST_NAME).read_bytes())
+        return manifest
 
 
 def diff_revisions(

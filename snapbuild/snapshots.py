@@ -1,11 +1,13 @@
 """Snapshot history: one commit on ``main`` per snapshot; commit one, read one back, list them.
 
-A snapshot commit's tree holds ``catalog_read.db``, ``manifest.json``, a
-``.gitattributes`` and a short consumer ``README.md``. Every snapshot id is
-also a lightweight tag on the commit that introduced it.
+A snapshot commit's tree holds the database (``catalog_read.db``, or its
+pieces under ``catalog_read.db.parts/`` once it outgrew the part size: see
+``layout.py``), ``manifest.json``, a ``.gitattributes`` and a short consumer
+``README.md``. Every snapshot id is also a lightweight tag on the commit
+that introduced it.
 
-Writing order (what makes a kill -9 harmless): the database blob is streamed
-into a temporary file inside ``objects/`` and renamed into place, then dulwich
+Writing order (what makes a kill -9 harmless): the database blobs are streamed
+into temporary files inside ``objects/`` and renamed into place, then dulwich
 writes the small objects, then ``main`` moves by compare-and-swap from the
 parent the commit was built on, then the tag. A crash before the ref update
 leaves only unreferenced objects; one after it leaves a complete snapshot.
@@ -23,48 +25,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from dulwich.objects import Commit, Tree
+from dulwich.objects import Commit
 from dulwich.repo import Repo
 
-from .consumer import DRIVER_NAME
 from .errors import InsufficientSpaceError, ManifestError, RepoError, UsageError
-from .git.objects import add_blob, read_blob, stream_blob, write_loose_blob
+from .git.objects import read_blob
 from .git.revisions import HEAD_REF, TAG_PREFIX, has_head, resolve_rev
 from .defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT
 from .git.store import BRANCH_REF, configure, ensure_repo, open_repo, reading, repo_lock
+from .layout import layout_lines, snapshot_entries, stream_database, write_tree
 from .manifest import COUNT_FIELDS, DB_NAME, MANIFEST_NAME, SnapshotManifest
 from .signing.allowed import AllowedSigners
 from .signing.commits import SignatureCheck, check_signature, sign_commit
 from .signing.keys import SigningKey
+from .parts import choose_part_size
 
-
-GITATTRIBUTES = (
-    "# Written by snapbuild. The database is binary: never merge or convert it, but\n"
-    f"# show row changes through the '{DRIVER_NAME}' diff driver (see README.md).\n"
-    f"{DB_NAME} -text -merge diff={DRIVER_NAME}\n"
-    f"{MANIFEST_NAME} text eol=lf\n"
-).encode("utf-8")
-
-CONSUMER_README = b"""# Catalog snapshots
-
-Each commit on `main` is one snapshot of the music catalog's read model,
-written by snapbuild; every snapshot id (`snap-...`) is also a tag.
-
-- `catalog_read.db`: the read model (SQLite). Open it read-only.
-- `manifest.json`: snapshot id, generation time, row counts and the
-  sha256 of `catalog_read.db`, so you can check what you received.
-
-Stay current with `git pull --ff-only` (history is linear; nothing is ever
-rewritten). A shallow `git clone --depth 1` is enough if you only need the
-latest snapshot.
-
-To see row changes in `git diff` and `git log -p`, install snapbuild and run
-`snapbuild consumer-setup` in this clone, or set the driver by hand:
-
-    git config diff.snapbuild.textconv "snapbuild textconv"
-
-`snapbuild diff HEAD~1 HEAD` prints per-table added, removed and changed rows.
-"""
 
 _AUTHOR_RE = re.compile(r"[^<>\n]*[^<>\s][^<>\n]* <[^<>\s]+>")
 _COUNT_LABELS = {"track_count": "tracks", "playlist_count": "playlists", "file_count": "files", "cover_count": "covers"}
@@ -82,6 +57,9 @@ class CommitResult:
         parent: hex id of the commit the new one was built on (None for the first).
         repo: the repository's git directory.
         signed: True if ``commit`` carries a signature (made now, or earlier when unchanged).
+        part_size: the split layout's part size, 0 for the whole layout (of HEAD's snapshot).
+        pieces: how many pieces hold the database, 0 for the whole layout.
+        largest_blob: the size of the largest database blob this call wrote (0 if none).
     """
 
     commit: str
@@ -91,6 +69,9 @@ class CommitResult:
     parent: str | None
     repo: Path
     signed: bool = False
+    part_size: int = 0
+    pieces: int = 0
+    largest_blob: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,6 +80,8 @@ class HistoryEntry:
 
     ``shallow`` marks the oldest commit a shallow clone holds: it has a
     parent, but not in this clone, so its changes are unknown (empty).
+    ``part_size`` and ``pieces`` give its layout (0 for the whole layout);
+    ``parent_part_size`` the parent's (None without a parent).
     """
 
     commit: str
@@ -110,10 +93,14 @@ class HistoryEntry:
     parent_snapshot_id: str | None
     shallow: bool = False
     signature: SignatureCheck | None = None
+    part_size: int = 0
+    pieces: int = 0
+    parent_part_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (``changes`` maps table -> row delta, None for a new table; ``signature`` if checked)."""
+        """A JSON-ready dict (``changes``: table -> row delta, None for a new table; ``layout``; ``signature`` if checked)."""
         signature = {"signature": self.signature.to_dict()} if self.signature is not None else {}
+        layout: dict[str, Any] = {"layout": "split", "pieces": self.pieces, "part_size": self.part_size}
         return {
             "commit": self.commit,
             "snapshot_id": self.snapshot_id,
@@ -124,6 +111,7 @@ class HistoryEntry:
             "parent_snapshot_id": self.parent_snapshot_id,
             "shallow": self.shallow,
             **signature,
+            **(layout if self.pieces else {"layout": "whole"}),
         }
 
 
@@ -153,22 +141,13 @@ def _parse_manifest(raw: bytes, where: str, path: object) -> SnapshotManifest:
     return manifest
 
 
-def _snapshot_entries(repo: Repo, sha: bytes) -> tuple[bytes, bytes]:
-    """The blob ids of a snapshot commit's database and manifest."""
-    tree = repo.object_store[repo.object_store[sha].tree]
-    try:
-        return tree[DB_NAME.encode()][1], tree[MANIFEST_NAME.encode()][1]
-    except KeyError as error:
-        raise RepoError(f"commit {sha.decode()} holds no snapshot") from error
-
-
 def _committed_manifest(repo: Repo, sha: bytes, raw: bytes) -> SnapshotManifest:
     """Parse the manifest bytes of commit ``sha``; errors name the commit."""
     return _parse_manifest(raw, f"{MANIFEST_NAME} at {sha.decode()[:12]}", Path(repo.controldir()))
 
 
 def _manifest_at(repo: Repo, sha: bytes) -> SnapshotManifest:
-    _, manifest_sha = _snapshot_entries(repo, sha)
+    manifest_sha, _ = snapshot_entries(repo, sha)
     return _committed_manifest(repo, sha, read_blob(repo, manifest_sha))
 
 
@@ -195,7 +174,7 @@ def require_snapshot_repo(git_dir: str | os.PathLike[str]) -> None:
                 ) from None
             return
         try:
-            _snapshot_entries(repo, main)
+            snapshot_entries(repo, main)
         except RepoError:
             raise RepoError(
                 f"{git_dir} is not a snapshot repository: {BRANCH_REF.decode()} holds no snapshot", path=git_dir
@@ -219,21 +198,22 @@ def extract_snapshot(
 ) -> SnapshotManifest:
     """Write the snapshot at ``rev`` to ``dest_dir/catalog_read.db`` and ``dest_dir/manifest.json``.
 
-    Nothing is checked out; the database is streamed from its object (see
+    Nothing is checked out; the database is streamed from its object, or
+    from its pieces in order, each checked against the manifest (see
     ``git.objects.stream_blob`` for packed objects). Each file is written aside and renamed.
 
     Raises:
         RepoError: not a repository, bad revision, the commit holds no snapshot,
-            or its manifest is not a snapbuild manifest.
+            its manifest is not a snapbuild manifest, or a piece does not match it (named).
     """
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     with reading(repo_path) as repo:
         sha = resolve_rev(repo, rev)
-        db_sha, manifest_sha = _snapshot_entries(repo, sha)
+        manifest_sha, blobs = snapshot_entries(repo, sha)
         manifest_raw = read_blob(repo, manifest_sha)
         manifest = _committed_manifest(repo, sha, manifest_raw)
-        _write_aside(dest / DB_NAME, lambda out: stream_blob(repo, db_sha, out))
+        _write_aside(dest / DB_NAME, lambda out: stream_database(repo, sha, blobs, manifest, out))
         _write_aside(dest / MANIFEST_NAME, lambda out: out.write(manifest_raw))
     return manifest
 
@@ -292,6 +272,9 @@ def snapshot_history(
                     parent_snapshot_id=parent_info.snapshot_id if parent_info else None,
                     shallow=shallow,
                     signature=check_signature(repo, sha, signers) if signers is not None else None,
+                    part_size=info.part_size,
+                    pieces=len(info.parts),
+                    parent_part_size=parent_info.part_size if parent_info else None,
                 )
             )
             sha, info = parent_sha, parent_info
@@ -320,6 +303,8 @@ def _commit_message(new: SnapshotManifest, parent: SnapshotManifest | None) -> s
             change = "new table" if delta is None else f"{delta:+d}"
             lines.append(f"  {table:<{width}}  {shown} ({change})")
     lines.append("")
+    if layout := layout_lines(new, parent):
+        lines.extend([*layout, ""])
     lines.append(f"Content digest: {new.content_digest}")
     return "\n".join(lines) + "\n"
 
@@ -330,24 +315,35 @@ def _ensure_tag(repo: Repo, snapshot_id: str, commit: bytes) -> bool:
 
 
 def commit_locked(
-    git_dir: Path, db_path: Path, manifest: SnapshotManifest, author: bytes, *, signer: SigningKey | None = None,
+    git_dir: Path,
+    db_path: Path,
+    manifest: SnapshotManifest,
+    author: bytes,
+    *,
+    part_size: int | None = None,
+    signer: SigningKey | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> CommitResult:
     """Commit a snapshot database and its manifest onto ``main``; the caller holds the writer lock.
 
-    The manifest blob is ``manifest.to_json()``; the commit's time is its
-    ``generated_at`` (+0000). Nothing changed (same ``content_digest`` as
-    HEAD's) writes no commit but still creates HEAD's tag if it is missing.
+    The manifest blob is ``manifest.to_json()`` (plus the pieces in the split
+    layout); the commit's time is its ``generated_at`` (+0000). Nothing
+    changed (same ``content_digest`` as HEAD's) writes no commit but still
+    creates HEAD's tag if it is missing. The layout follows
+    ``parts.choose_part_size``: split once the database is larger than the
+    part size, and split for good from then on.
 
     Args:
         git_dir: the repository's git directory (see ``git.store.ensure_repo``).
         db_path: the snapshot's ``catalog_read.db``.
         manifest: its manifest.
         author: author and committer, as :func:`parse_author` returns it.
+        part_size: the split layout's part size; None keeps the repository's (else the default).
         signer: the key that signs the commit in git's SSH form (``gpgsig``), or None.
         progress: optional ``progress("commit", bytes_done, bytes_total)`` while the database is stored.
 
     Raises:
+        UsageError: the part size is not a multiple of the database's page size.
         RepoError: the database is missing, ``generated_at`` is not the manifest's
             timestamp form, or ``main`` moved meanwhile.
         InsufficientSpaceError: less free space than twice the database.
@@ -378,7 +374,10 @@ def commit_locked(
         if old is not None and old.content_digest == manifest.content_digest:
             created = _ensure_tag(repo, old.snapshot_id, parent)
             signed = repo.object_store[parent].gpgsig is not None
-            return CommitResult(parent.decode(), old.snapshot_id, False, created, parent.decode(), git_dir, signed)
+            return CommitResult(
+                parent.decode(), old.snapshot_id, False, created, parent.decode(), git_dir, signed,
+                old.part_size, len(old.parts),
+            )
 
         free, needed = shutil.disk_usage(git_dir).free, 2 * db_size
         if free < needed:
@@ -390,19 +389,14 @@ def commit_locked(
                 needed=needed,
             )
 
-        db_blob = write_loose_blob(
-            Path(repo.object_store.path), db_path,
+        written = write_tree(
+            repo, db_path, manifest, choose_part_size(db_size, part_size, old.part_size if old else 0),
             (lambda done, total: progress("commit", done, total)) if progress is not None else None,
         )
-        tree = Tree()
-        tree.add(b".gitattributes", 0o100644, add_blob(repo, GITATTRIBUTES))
-        tree.add(b"README.md", 0o100644, add_blob(repo, CONSUMER_README))
-        tree.add(DB_NAME.encode(), 0o100644, db_blob)
-        tree.add(MANIFEST_NAME.encode(), 0o100644, add_blob(repo, manifest.to_json().encode("utf-8")))
-        repo.object_store.add_object(tree)
+        manifest = written.manifest
 
         commit = Commit()
-        commit.tree = tree.id
+        commit.tree = written.tree
         commit.parents = [parent] if parent else []
         commit.author = commit.committer = author
         commit.author_time = commit.commit_time = when
@@ -422,6 +416,7 @@ def commit_locked(
         return CommitResult(
             commit.id.decode(), manifest.snapshot_id, True, created, parent.decode() if parent else None, git_dir,
             signer is not None,
+            manifest.part_size, len(manifest.parts), written.largest_blob,
         )
     finally:
         repo.close()
@@ -434,6 +429,7 @@ def commit_snapshot(
     author: str = DEFAULT_AUTHOR,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     signer: SigningKey | None = None,
+    part_size: int | None = None,
 ) -> CommitResult:
     """Commit a snapshot directory (``catalog_read.db`` + ``manifest.json``) onto ``main``, signed by ``signer`` if given.
 
@@ -441,9 +437,10 @@ def commit_snapshot(
     ``content_digest`` as HEAD's) writes no commit but still creates HEAD's tag
     if it is missing. The commit is deterministic: author and committer are
     ``author``, the time is the manifest's ``generated_at`` (+0000).
+    ``part_size``: as :func:`commit_locked`.
 
     Raises:
-        UsageError: ``author`` is not ``Name <email>``.
+        UsageError: ``author`` is not ``Name <email>``, or a part size that does not suit the database.
         RepoError: not a repository, or the snapshot directory is incomplete.
         RepoLockedError: another writer held the lock past ``lock_timeout``.
         InsufficientSpaceError: less free space than twice the database.
@@ -459,4 +456,6 @@ def commit_snapshot(
         except OSError as error:
             raise RepoError(f"{directory} holds no complete snapshot ({error})", path=directory) from error
         manifest = _parse_manifest(manifest_raw, str(manifest_path), manifest_path)
-        return commit_locked(git_dir, directory / DB_NAME, manifest, author_bytes, signer=signer)
+        return commit_locked(
+            git_dir, directory / DB_NAME, manifest, author_bytes, part_size=part_size, signer=signer
+        )

@@ -39,12 +39,15 @@ def textconv_command(file: Path) -> None:
 @cli.command("consumer-setup")
 @click.argument("clone", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
 @click.option("--portable", is_flag=True,
-              help="Configure plain 'snapbuild textconv' (needs snapbuild on PATH whenever git runs).")
+              help="Name no absolute path of this machine's Python: plain 'snapbuild textconv' (needs snapbuild "
+                   "on PATH whenever git runs), and hooks that find Python on PATH.")
+@click.option("--template", "template_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the hooks into this git template directory instead, for 'git clone --template DIR URL'.")
 @allowed_signers_option("Also make 'git pull' and 'git merge' refuse a snapshot whose tip has no good SSH signature "
                         "by a key this allowed-signers file admits (gpg.format, gpg.ssh.allowedSignersFile, "
                         "merge.verifySignatures).")
-def consumer_setup_command(clone: Path, portable: bool, allowed_signers: Path | None) -> None:
-    """Configure a clone of the snapshot repository so 'git diff' and 'git log -p' show row changes.
+def consumer_setup_command(clone: Path, portable: bool, template_dir: Path | None, allowed_signers: Path | None) -> None:
+    """Configure a clone of the snapshot repository: row changes in 'git diff', catalog_read.db assembled on every pull.
 
     Sets diff.snapbuild.textconv and diff.snapbuild.cachetextconv in the
     clone's own .git/config (git never transfers config, so each clone needs
@@ -53,6 +56,13 @@ def consumer_setup_command(clone: Path, portable: bool, allowed_signers: Path | 
     Windows); --portable writes 'snapbuild textconv' instead. Prints the
     one-line manual equivalent.
 
+    In a clone with a work tree it also installs git hooks (post-checkout,
+    post-merge, post-rewrite) that assemble catalog_read.db from
+    catalog_read.db.parts/ and verify it after every checkout, pull or switch
+    of snapshot, and assembles it now. With --template DIR it writes only the
+    hooks, into a template directory: clones made with
+    'git clone --template DIR URL' assemble at their first checkout.
+
     With --allowed-signers, 'git pull' then verifies each snapshot's SSH
     signature and refuses an unsigned one or one by a key the file does not
     admit. The file is referred to by its absolute path: keep it there.
@@ -60,23 +70,44 @@ def consumer_setup_command(clone: Path, portable: bool, allowed_signers: Path | 
     Example: snapbuild consumer-setup path/to/snapshots-clone
 
     Example: snapbuild consumer-setup catalog --allowed-signers ~/.config/catalog/allowed_signers
+
+    Example: snapbuild consumer-setup --template ~/.snapbuild-template && git clone --template ~/.snapbuild-template URL catalog
     """
     import shlex
 
-    from ..errors import RepoError
+    from ..errors import RepoError, UsageError
+
+    python = Path(sys.executable).as_posix()
+    hook_python = None if portable else python
+    if template_dir is not None:
+        from ..hooks import install_hooks
+
+        if clone != Path(".") or allowed_signers is not None:
+            raise UsageError("give CLONE or --template, not both; --allowed-signers needs a clone")
+        hooks = install_hooks(template_dir / "hooks", hook_python)
+        click.echo(f"wrote the hooks {', '.join(path.name for path in hooks)} into {template_dir / 'hooks'}")
+        click.echo(f"clone with: git clone --template {template_dir} URL DIR")
+        return
+
     from ..consumer import consumer_setup, manual_setup_command, signature_settings
 
     # git runs the command through sh (Git for Windows bundles one): quote the path for sh.
-    interpreter = shlex.quote(Path(sys.executable).as_posix())
-    command = "snapbuild textconv" if portable else f"{interpreter} -m snapbuild textconv"
+    command = "snapbuild textconv" if portable else f"{shlex.quote(python)} -m snapbuild textconv"
     signers = load_signers(allowed_signers).path.resolve() if allowed_signers is not None else None
     settings = signature_settings(signers) if signers is not None else []
     by_hand = manual_setup_command() + "".join(f" && git config {name} {shlex.quote(value)}" for name, value in settings)
     git = shutil.which("git")
     if git is None:
         raise RepoError(f"git not found on PATH; configure by hand: {by_hand}")
-    git_dir = consumer_setup(clone, command, git=git, allowed_signers=signers)
-    click.echo(f"configured the snapbuild diff driver in {git_dir}: textconv = {command}")
+    done = consumer_setup(clone, command, git=git, interpreter=hook_python, allowed_signers=signers)
+    click.echo(f"configured the snapbuild diff driver in {done.git_dir}: textconv = {command}")
     if signers is not None:
         click.echo(f"git pull now refuses snapshots without a good signature by a key in {signers}")
     click.echo(f"by hand: {by_hand}")
+    if done.hooks:
+        click.echo(f"installed the hooks {', '.join(path.name for path in done.hooks)} in {done.hooks[0].parent}")
+    if done.assembled is not None:
+        click.echo(
+            f"assembled {done.assembled.path} from {done.assembled.pieces} pieces "
+            f"({done.assembled.size} bytes, sha256 matches the manifest)"
+        )

@@ -7,7 +7,7 @@ import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -43,6 +43,10 @@ def _commit_summary(run: RunResult, repo: Path, elapsed: float, signer: SigningK
             f"{manifest.playlist_count} playlists, {manifest.track_count} tracks, {manifest.file_count} files; "
             f"{elapsed:.2f} s"
         ]
+        if committed.pieces:
+            from ..parts import format_size
+
+            lines[0] += f"; stored as {committed.pieces} pieces of at most {format_size(committed.part_size)}"
     return created + lines
 
 
@@ -52,6 +56,37 @@ def _clone_hint(run: RunResult, repo: Path) -> str | None:
         return None
     where = run.pushed.remote if run.pushed is not None else Path(repo).resolve()
     return f"consumers: git clone {where} catalog   (then git pull --ff-only)"
+
+
+class _PartSize(click.ParamType):
+    """``--part-size``: bytes, or a number with KiB, MiB or GiB; a positive multiple of the page size."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from ..parts import parse_part_size
+
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_part_size(value)
+        except UsageError as error:
+            self.fail(str(error).replace("part_size", "--part-size", 1), param, ctx)
+
+
+def _forge_warning(largest_blob: int) -> str | None:
+    """The one warning an export gets when its commit put a blob above the forges' limits into the repository."""
+    from ..parts import DEFAULT_PART_SIZE, FORGE_REFUSE_SIZE, FORGE_WARN_SIZE, format_size
+
+    if largest_blob <= FORGE_WARN_SIZE:
+        return None
+    return (
+        f"snapbuild: warning: this snapshot put a {largest_blob / 2**20:.1f} MiB blob into the repository: GitHub "
+        f"warns about files over {format_size(FORGE_WARN_SIZE)} and refuses them over {format_size(FORGE_REFUSE_SIZE)}; "
+        f"GitLab (Gitaly) and Gerrit (JGit) never delta blobs over {format_size(FORGE_WARN_SIZE)}, so every pull "
+        f"costs all of it; a --part-size of at most {format_size(FORGE_WARN_SIZE)} (the default is "
+        f"{format_size(DEFAULT_PART_SIZE)}) avoids both"
+    )
 
 
 def _generated_at(option: str | None, source_date_epoch: str | None) -> datetime:
@@ -102,6 +137,9 @@ def _export_summary(result: ExportResult, target_dir: Path, elapsed: float) -> s
               help="After --commit, push main and the tags to REMOTE (path, file://, ssh or https URL).")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=DEFAULT_LOCK_TIMEOUT, show_default=True,
               help="Seconds to wait for another writer of the repository.")
+@click.option("--part-size", type=_PartSize(), default=None,
+              help="With --commit: store a database larger than SIZE as pieces of SIZE (e.g. 32MiB; a multiple of "
+                   "the 4 KiB page size). Default: the repository's part size, else 32 MiB.")
 @notify_options
 @sign_key_option()
 @quiet_option()
@@ -109,8 +147,8 @@ def _export_summary(result: ExportResult, target_dir: Path, elapsed: float) -> s
 def export_command(
     ctx: click.Context, source_db: Path, target_dir: Path | None, generated_at: str | None, busy_timeout: float,
     as_json: bool, commit: bool, repo_path: Path | None, author: str | None, push_remote: str | None,
-    lock_timeout: float, notify_urls: tuple[str, ...], notify_secret_file: Path | None, notify_timeout: float,
-    sign_key: Path | None, quiet: bool,
+    lock_timeout: float, part_size: int | None, notify_urls: tuple[str, ...], notify_secret_file: Path | None,
+    notify_timeout: float, sign_key: Path | None, quiet: bool,
 ) -> None:
     """Export the catalog's read model to DIR/catalog_read.db and DIR/manifest.json.
 
@@ -122,6 +160,9 @@ def export_command(
     With --commit the snapshot is committed to a git repository of snapshots
     (see docs/consumers.md): no commit when the content equals HEAD's; the
     commit's date is the manifest's generated_at, so it is reproducible.
+    A database larger than the part size is committed as pieces under
+    catalog_read.db.parts/ (git forges accept them and send small deltas),
+    and so is every later snapshot of that repository.
     With --sign-key each new commit is signed so that plain git verifies it
     (git verify-commit, git pull --verify-signatures); an Ed25519 or RSA key
     keeps the commit id reproducible.
@@ -152,8 +193,9 @@ def export_command(
     from_command_line = ctx.get_parameter_source("sign_key") == click.core.ParameterSource.COMMANDLINE
     if not commit and (repo_path is not None or author is not None or push_remote is not None or from_command_line):
         raise UsageError("--repo, --author, --push and --sign-key need --commit")
-    if notify_urls and not commit:
-        raise UsageError("--notify needs --commit")
+    for given, flag in ((notify_urls, "--notify"), (part_size is not None, "--part-size")):
+        if given and not commit:
+            raise UsageError(f"{flag} needs --commit")
     signer = None
     if commit:
         from ..snapshots import parse_author
@@ -173,8 +215,8 @@ def export_command(
             run = export_and_commit(
                 source_db, repo, generated_at=stamp, author=author or DEFAULT_AUTHOR, lock_timeout=lock_timeout,
                 target_dir=target_dir, busy_timeout=busy_timeout, progress=progress,
-                push_to=push_remote, git=shutil.which("git"), env=dict(os.environ), notifier=notifier,
-                signer=signer, push_progress=progress.git_text if progress is not None else None,
+                push_to=push_remote, git=shutil.which("git"), env=dict(os.environ), part_size=part_size,
+                notifier=notifier, signer=signer, push_progress=progress.git_text if progress is not None else None,
             )
             result = run.exported
         else:
@@ -197,6 +239,8 @@ def export_command(
             lines += [hint] if hint is not None else []
         for line in [] if quiet else lines:
             click.echo(line, err=as_json)
+        if warning := _forge_warning(run.committed.largest_blob):
+            click.echo(warning, err=True)
         if run.push_error is not None:
             raise run.push_error
         if run.notified is not None:

@@ -33,6 +33,20 @@ def _change_summary(entry: HistoryEntry) -> str:
     return ", ".join(parts) if parts else "same row counts"
 
 
+def _layout(entry: HistoryEntry) -> str:
+    """The split layout of a snapshot, and where it began or changed (nothing for the whole layout)."""
+    if not entry.pieces:
+        return ""
+    from ..parts import format_size
+
+    text = f"  [{entry.pieces} pieces of at most {format_size(entry.part_size)}"
+    if entry.parent_part_size == 0:
+        text += "; split from here on"
+    elif entry.parent_part_size not in (None, entry.part_size):
+        text += f"; part size was {format_size(entry.parent_part_size)}"
+    return text + "]"
+
+
 @cli.command("log")
 @repo_option()
 @click.option("--rev", default="HEAD", show_default=True, help="Start from this revision.")
@@ -42,6 +56,9 @@ def _change_summary(entry: HistoryEntry) -> str:
                         "signed by PRINCIPAL, UNSIGNED, UNKNOWN KEY or BAD SIGNATURE.")
 def log_command(repo_path: Path, rev: str, max_count: int | None, as_json: bool, allowed_signers: Path | None) -> None:
     """List the snapshots on main, newest first: id, date, counts and row-count changes.
+
+    A snapshot stored as pieces says how many, and the first one says that
+    every later snapshot is stored as pieces too.
 
     With --allowed-signers each line also shows who signed the snapshot, or
     what is wrong with its signature (the exit status stays 0; use verify to
@@ -64,7 +81,9 @@ def log_command(repo_path: Path, rev: str, max_count: int | None, as_json: bool,
     for e in entries:
         counts = " ".join(f"{k.removesuffix('_count')}s={v}" for k, v in e.counts.items())
         signed = f"  {signature_status(e.signature)}" if e.signature is not None else ""
-        click.echo(f"{e.snapshot_id}  {e.generated_at}  {e.commit[:12]}{signed}  {counts}  {_change_summary(e)}")
+        click.echo(
+            f"{e.snapshot_id}  {e.generated_at}  {e.commit[:12]}{signed}  {counts}  {_change_summary(e)}{_layout(e)}"
+        )
 
 
 @cli.command("gc")

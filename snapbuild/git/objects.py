@@ -28,15 +28,27 @@ CHUNK_SIZE = 1 << 20
 
 
 def write_loose_blob(
-    objects_dir: Path, source: Path, progress: Callable[[int, int], None] | None = None
+    objects_dir: Path,
+    source: Path,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    offset: int = 0,
+    length: int | None = None,
+    observe: Callable[[bytes], object] | None = None,
 ) -> bytes:
-    """Stream a file into the object store as a loose blob and return its hex id.
+    """Stream a file, or ``length`` bytes of it from ``offset``, into the object store as a loose blob.
 
     sha1 over ``blob <n>\\0`` + data while zlib (level 1) compresses 1 MiB pieces
     into a temporary file inside ``objects/``; fsync, then rename into
     ``objects/xx/...``. Memory stays at a few MiB whatever the file's size.
     An object already present is kept and the temporary file dropped.
     ``progress(bytes_read, size)`` follows each piece.
+
+    Args:
+        observe: called with every chunk stored, e.g. another hash's ``update``.
+
+    Returns:
+        the blob's hex id.
 
     Raises:
         RepoError: the file changed size while it was read.
@@ -45,15 +57,19 @@ def write_loose_blob(
     tmp = Path(tmp_name)
     try:
         with open(fd, "wb") as out, open(source, "rb") as src:
-            size = os.fstat(src.fileno()).st_size
+            whole = length is None
+            size = os.fstat(src.fileno()).st_size - offset if length is None else length
+            src.seek(offset)
             header = b"blob %d\0" % size
             digest = hashlib.sha1(header)
             compressor = zlib.compressobj(1)
             out.write(compressor.compress(header))
             seen = 0
-            while chunk := src.read(CHUNK_SIZE):
+            while chunk := src.read(CHUNK_SIZE if whole else min(CHUNK_SIZE, size - seen)):
                 seen += len(chunk)
                 digest.update(chunk)
+                if observe is not None:
+                    observe(chunk)
                 out.write(compressor.compress(chunk))
                 if progress is not None:
                     progress(seen, size)

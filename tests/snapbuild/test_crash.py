@@ -28,7 +28,7 @@ pytestmark = [
 _COMMIT = """
 import sys
 from snapbuild.snapshots import commit_snapshot
-commit_snapshot(sys.argv[1], sys.argv[2], lock_timeout=30)
+commit_snapshot(sys.argv[1], sys.argv[2], lock_timeout=30, part_size=int(sys.argv[3]) if sys.argv[3:] else None)
 """
 
 
@@ -107,6 +107,23 @@ def test_sigkill_of_a_committer_at_any_moment_leaves_main_on_old_or_new(tmp_path
         killed += _kill_at(cmd, moment, repo)
         snapshot_id = json.loads((snap / "manifest.json").read_text(encoding="utf-8"))["snapshot_id"]
         _check_recovery(repo, old, cmd, snapshot_id)
+    assert killed >= len(schedule) // 2, "the writer finished too fast for the kills to land"
+
+
+def test_sigkill_of_a_split_commit_between_or_inside_pieces_leaves_main_on_old_or_new(tmp_path: Path) -> None:
+    repo = tmp_path / "snapshots.git"
+    part = "65536"
+    commit_snapshot(repo, make_snapshot(tmp_path / "s0", tracks=30_000), lock_timeout=5, part_size=int(part))
+    schedule = [("start", 0.3), ("tmp", 0.0), ("tmp", 0.003), ("renamed", 0.0), ("renamed", 0.001)]
+    killed = 0
+    for step, moment in enumerate(schedule, start=1):
+        old = _main(repo)
+        snap = make_snapshot(tmp_path / f"s{step}", tracks=30_000 + step, generated_at=f"2026-01-{step:02d}T00:00:00Z")
+        cmd = [sys.executable, "-c", _COMMIT, str(repo), str(snap), part]
+        killed += _kill_at(cmd, moment, repo)
+        snapshot_id = json.loads((snap / "manifest.json").read_text(encoding="utf-8"))["snapshot_id"]
+        _check_recovery(repo, old, cmd, snapshot_id)
+        assert git("--git-dir", repo, "ls-tree", "main", "catalog_read.db.parts").stdout
     assert killed >= len(schedule) // 2, "the writer finished too fast for the kills to land"
 
 

@@ -104,7 +104,7 @@ def catalogs(draw: st.DrawFn) -> tuple[list[str], list[str]]:
         "duplicate toplist row": [f"insert into pool_playlists values (1, {p});" for p in sorted(toplist)[:1]],
         "location of a missing asset": ["insert into file_locations values (900, 9999, 2, 'gone.mp3', 'active', 1);"],
         "location on a missing backend": (
-            [f"insert into file_locations values (901, 1, 77, 'x.mp3', 'active', 0);"] if songs else []
+            ["insert into file_locations values (901, 1, 77, 'x.mp3', 'active', 0);"] if songs else []
         ),
         "asset of a missing song": [
             f"insert into file_assets values (902, {absent_song}, 'hq', 'mp3', 1);",
