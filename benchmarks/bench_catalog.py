@@ -17,7 +17,7 @@ playlists, seed 1: the catalog ``bench_export.py`` uses, cached in
    server logs, and the server's RSS sampled every 20 ms (its peak during the
    reload). The next round reactivates the file (first 206 again).
 
-Targets (issue 13): server under 200 MiB RSS at 1M tracks, a lookup adding
+Targets: server under 200 MiB RSS at 1M tracks, a lookup adding
 at most 50 us per request (see also ``bench_origin.py --catalog`` for the
 end-to-end cost), a new snapshot in force within 5 s.
 

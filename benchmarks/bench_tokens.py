@@ -4,7 +4,7 @@ Usage: python benchmarks/bench_tokens.py [--rounds 31] [--number 2000] [--clock 
 
 Each round times ``number`` calls of every operation, interleaved so that the
 shared machine's noise hits all of them alike; the figure is the median over
-rounds of the per-call time. Targets (issue 3): verify faster than PyJWT's
+rounds of the per-call time. Targets: verify faster than PyJWT's
 decode, and at most 10 microseconds per token.
 
 "verify" is a :class:`TokenVerifier` that remembers no tokens (what the app

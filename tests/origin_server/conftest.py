@@ -31,6 +31,10 @@ from tests.conftest import stop_process
 
 SECRET = "s3cret-for-tests-0123456789abcdef-0123456789"
 NOW = 1_800_000_000.0
+#: The instant the token tests mint and verify at (2026-01-01T00:00:00Z), as tests/vectors/ does.
+TOKEN_NOW = 1767225600
+#: A locator with non-ASCII segments, the one tests/vectors/ signs.
+TOKEN_LOCATOR = "netease/马也/海屿你.flac"
 EXPIRES = NOW + 600
 #: Bytes that live beside the media root; no response may ever contain them.
 OUTSIDE_BYTES = b"OUTSIDE-THE-ROOT-" + bytes(range(256)) * 4

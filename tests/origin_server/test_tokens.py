@@ -31,14 +31,14 @@ from origin_server.tokens import (
     verify_origin_token,
 )
 
+from .conftest import TOKEN_LOCATOR as LOCATOR
+from .conftest import TOKEN_NOW as NOW
 from .conftest import b64url, sign_segments
 
 VECTORS_DIR = Path(__file__).resolve().parents[1] / "vectors"
 VECTORS = json.loads((VECTORS_DIR / "tokens.json").read_text(encoding="utf-8"))
-NOW = 1767225600
 KEY = "test-secret-that-is-at-least-32-bytes-long"
 RING = KeyRing([("2026-02", "new-secret-" + "n" * 32), ("2026-01", "old-secret-" + "o" * 32)])
-LOCATOR = "netease/马也/海屿你.flac"
 
 
 def segments(token: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -14,11 +14,11 @@ from origin_server.cli import main
 from origin_server.keys import read_key_file
 from origin_server.tokens import verify_origin_token
 
+from .conftest import TOKEN_LOCATOR as LOCATOR
 from .conftest import write_private
 
 SECRET_NEW = "n" * 40
 SECRET_OLD = "o" * 40
-LOCATOR = "netease/马也/海屿你.flac"
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -16,10 +16,11 @@ from origin_server.keys import KeyRing
 from origin_server.tokens import create_origin_token, stream_url, verify_origin_token
 from tests.conftest import require_tool
 
+from .conftest import TOKEN_LOCATOR as LOCATOR
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "mint"
 SECRET = "example-secret-" + "x" * 32
-LOCATOR = "netease/马也/海屿你.flac"
 EXP = 1767226200
 
 TOOLS = {"python": None, "node": "node", "go": "go"}

@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from origin_server.keys import KeyRing
 from origin_server.tokens import TokenError, create_origin_token, verify_origin_token
 
+from .conftest import TOKEN_NOW as NOW
 from .conftest import b64url, sign_segments
 
 KEY = "property-test-secret-" + "k" * 32
 RING = KeyRing([("k2", KEY), ("k1", "older-secret-" + "o" * 32)])
-NOW = 1767225600
 B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 # No deadline: the machine is shared and noisy; tests never assert timings.

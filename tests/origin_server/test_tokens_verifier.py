@@ -10,9 +10,9 @@ from origin_server.errors import ArgumentError, TokenError, TokenExpired, TokenI
 from origin_server.keys import KeyRing
 from origin_server.tokens import MAX_TOKEN_LENGTH, TokenVerifier, create_origin_token, verify_origin_token
 
+from .conftest import TOKEN_NOW as NOW
 from .conftest import sign_segments
 
-NOW = 1767225600
 KEY = "verifier-test-secret-" + "v" * 32
 NEW = ("2026-02", "new-secret-" + "n" * 32)
 OLD = ("2026-01", "old-secret-" + "o" * 32)

@@ -1,6 +1,6 @@
 """Small snapshot databases in the read model's shape, written directly, for the textconv and diff tests.
 
-The tables and keys are the read model's interface (issue 2): the diff and
+The tables and keys are the read model's interface: the diff and
 the text form must work on any such file, not only on what the exporter of
 the day writes.
 """
