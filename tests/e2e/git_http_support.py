@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import stop_process
+from tests.conftest import self_signed_certificate, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOC = REPO_ROOT / "docs" / "consumers.md"
@@ -53,16 +53,6 @@ class GitHttps:
         """The clone URL of repository ``name`` with credentials in it."""
         host = self.base_url.removeprefix("https://")
         return f"https://{self.user}:{password if password is not None else self.password}@{host}/{name}"
-
-
-def _self_signed(workdir: Path, openssl: str) -> tuple[Path, Path]:
-    cert, key = workdir / "server.crt", workdir / "server.key"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
-    return cert, key
 
 
 def _htpasswd(path: Path, openssl: str, user: str, password: str) -> None:
@@ -125,7 +115,7 @@ def git_https(
 ) -> Iterator[GitHttps]:
     """Run fcgiwrap and nginx with the recipe, serving the bare repositories under ``project_root``."""
     workdir.mkdir(parents=True, exist_ok=True)
-    cert, key = _self_signed(workdir, openssl)
+    cert, key = self_signed_certificate(openssl, workdir)
     htpasswd = workdir / "snapshots.htpasswd"
     _htpasswd(htpasswd, openssl, user, password)
     socket = workdir / "fcgiwrap.socket"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import require_tool
+from tests.conftest import require_tool, self_signed_certificate
 
 from . import nginx_conf
 from .conftest import SECRET, STREAM, Media, cli_server, closed_by_server, free_port, token_for, write_private
@@ -46,12 +46,7 @@ def test_the_documented_nginx_front_works(tmp_path: Path, media: Media) -> None:
     work.mkdir()
     for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (work / f"tmp_{name}").mkdir()
-    cert, key = work / "cert.pem", work / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(openssl, work)
     key_file = write_private(tmp_path / "origin.keys", f"k1:{SECRET}\n")
     args = ["--media-root", str(media.root), "--secret-file", str(key_file), "--trusted-proxy", "127.0.0.1"]
     with cli_server(args) as (origin, process):

@@ -23,9 +23,9 @@ from snapbuild.notify import (
 )
 from snapbuild.pipeline import export_and_commit
 from snapbuild.sample import mutate_sample_catalog
-from tests.conftest import require_tool
+from tests.conftest import require_tool, self_signed_certificate
 
-from .notify_support import HANG, receiver, refused_url, self_signed_certificate
+from .notify_support import HANG, receiver, refused_url
 from .repo_support import git
 
 SECRET = b"a shared secret \xe6\xb5\xb7 of some length"
