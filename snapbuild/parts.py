@@ -106,8 +106,11 @@ def choose_part_size(db_size: int, requested: int | None, previous: int) -> int:
         db_size: the new database's size in bytes.
         requested: the caller's part size, or None for the repository's (else the default).
         previous: the part size of the snapshot on ``main`` (0: whole layout, or no snapshot yet).
+
+    Raises:
+        UsageError: ``requested`` is not a positive multiple of the page size, whatever the database's size.
     """
-    part_size = requested or previous or DEFAULT_PART_SIZE
+    part_size = check_part_size(requested) if requested is not None else previous or DEFAULT_PART_SIZE
     return part_size if previous or db_size > part_size else 0
 
 

@@ -33,6 +33,7 @@ _ARGUMENT_FLAGS = {
     "notification URL": "--notify",
     "signing key": "--sign-key",
     "allowed signers file": "--allowed-signers",
+    "part_size": "--part-size",
 }
 #: What the user can do about an error that ran out of time, by the error's class.
 _HINTS: tuple[tuple[type[SnapbuildError], str], ...] = (

@@ -13,7 +13,7 @@ import click
 
 from ..defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT, DEFAULT_REPO
 from ..errors import UsageError
-from .base import cli
+from .base import cli, render_error
 from .notify import announcement_lines, notifier_from_options, notify_options
 from .progress import quiet_option, terminal_progress
 from .signing import allowed_signers_option, load_signer, load_signers, sign_key_option
@@ -71,7 +71,7 @@ class _PartSize(click.ParamType):
         try:
             return parse_part_size(value)
         except UsageError as error:
-            self.fail(str(error).replace("part_size", "--part-size", 1), param, ctx)
+            self.fail(render_error(error), param, ctx)
 
 
 def _forge_warning(largest_blob: int) -> str | None:

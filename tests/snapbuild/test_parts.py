@@ -64,6 +64,25 @@ def test_the_layout_splits_once_larger_than_the_part_size_and_stays_split() -> N
     assert choose_part_size(100 * MiB, 128 * MiB, 0) == 0
 
 
+@pytest.mark.parametrize("part_size", [0, -4096, 1_000_001])
+def test_a_bad_part_size_from_the_library_is_refused_even_for_a_small_database(tmp_path: Path, part_size: int) -> None:
+    with pytest.raises(UsageError, match="positive multiple") as caught:
+        choose_part_size(PAGE_SIZE, part_size, 0)
+    assert caught.value.argument == "part_size"
+    snapshot = make_snapshot(tmp_path / "s", tracks=50)
+    with pytest.raises(UsageError, match="positive multiple"):
+        commit_snapshot(tmp_path / "r.git", snapshot, part_size=part_size)
+    assert not (tmp_path / "r.git" / "refs" / "heads" / "main").exists()
+
+
+def test_a_part_size_error_found_after_parsing_names_the_flag() -> None:
+    from snapbuild.cli.base import render_error
+
+    with pytest.raises(UsageError) as caught:
+        choose_part_size(PAGE_SIZE, 4096 + 1, 0)
+    assert render_error(caught.value).startswith("--part-size must be a positive multiple")
+
+
 def test_a_part_size_must_suit_the_database_s_own_page_size(tmp_path: Path) -> None:
     snapshot = make_snapshot(tmp_path / "s", tracks=3000)
     db = snapshot / "catalog_read.db"
