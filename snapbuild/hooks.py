@@ -15,6 +15,7 @@ snapshot committed whole they do nothing.
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 from pathlib import Path
 
@@ -52,10 +53,6 @@ _SKIP_POST_CHECKOUT = (
 )
 
 
-def _sh_quote(text: str) -> str:
-    return "'" + text.replace("'", "'\"'\"'") + "'"
-
-
 def hook_script(name: str, interpreter: str | None) -> str:
     """The text of hook ``name``; ``interpreter`` (an absolute path, or None) is tried first.
 
@@ -66,7 +63,7 @@ def hook_script(name: str, interpreter: str | None) -> str:
     """
     preferred = ""
     if interpreter:
-        quoted = _sh_quote(interpreter)
+        quoted = shlex.quote(interpreter)
         preferred = f"if [ -x {quoted} ]; then run {quoted}; fi\n"
     return _HOOK.format(
         marker=MARKER,

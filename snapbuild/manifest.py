@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 # The file names and the pieces' format are stated once, in the standard-library assembler
-# (it must run without snapbuild); every other module takes them from here.
+# (it must run without snapbuild); the manifest re-exports the names for the modules above it.
 from .assemble import DB_NAME, MANIFEST_NAME, LayoutError, Piece, layout_of  # noqa: F401
 from .errors import ManifestError, UsageError
 

@@ -46,7 +46,10 @@ def textconv_command(file: Path) -> None:
 @allowed_signers_option("Also make 'git pull' and 'git merge' refuse a snapshot whose tip has no good SSH signature "
                         "by a key this allowed-signers file admits (gpg.format, gpg.ssh.allowedSignersFile, "
                         "merge.verifySignatures).")
-def consumer_setup_command(clone: Path, portable: bool, template_dir: Path | None, allowed_signers: Path | None) -> None:
+@click.pass_context
+def consumer_setup_command(
+    ctx: click.Context, clone: Path, portable: bool, template_dir: Path | None, allowed_signers: Path | None
+) -> None:
     """Configure a clone of the snapshot repository: row changes in 'git diff', catalog_read.db assembled on every pull.
 
     Sets diff.snapbuild.textconv and diff.snapbuild.cachetextconv in the
@@ -82,7 +85,8 @@ def consumer_setup_command(clone: Path, portable: bool, template_dir: Path | Non
     if template_dir is not None:
         from ..hooks import install_hooks
 
-        if clone != Path(".") or allowed_signers is not None:
+        clone_given = ctx.get_parameter_source("clone") != click.core.ParameterSource.DEFAULT
+        if clone_given or allowed_signers is not None:
             raise UsageError("give CLONE or --template, not both; --allowed-signers needs a clone")
         hooks = install_hooks(template_dir / "hooks", hook_python)
         click.echo(f"wrote the hooks {', '.join(path.name for path in hooks)} into {template_dir / 'hooks'}")

@@ -13,7 +13,7 @@ import click
 
 from ..defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT, DEFAULT_REPO
 from ..errors import UsageError
-from .base import cli, render_error
+from .base import cli, human_bytes, render_error
 from .notify import announcement_lines, notifier_from_options, notify_options
 from .progress import quiet_option, terminal_progress
 from .signing import allowed_signers_option, load_signer, load_signers, sign_key_option
@@ -81,7 +81,7 @@ def _forge_warning(largest_blob: int) -> str | None:
     if largest_blob <= FORGE_WARN_SIZE:
         return None
     return (
-        f"snapbuild: warning: this snapshot put a {largest_blob / 2**20:.1f} MiB blob into the repository: GitHub "
+        f"snapbuild: warning: this snapshot put a {human_bytes(largest_blob)} blob into the repository: GitHub "
         f"warns about files over {format_size(FORGE_WARN_SIZE)} and refuses them over {format_size(FORGE_REFUSE_SIZE)}; "
         f"GitLab (Gitaly) and Gerrit (JGit) never delta blobs over {format_size(FORGE_WARN_SIZE)}, so every pull "
         f"costs all of it; a --part-size of at most {format_size(FORGE_WARN_SIZE)} (the default is "

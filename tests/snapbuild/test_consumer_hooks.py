@@ -104,6 +104,7 @@ def test_a_template_makes_git_clone_assemble_at_its_first_checkout(
     assert "assembled" in cloned.stdout + cloned.stderr
     assert assembled(clone)
     assert main(["consumer-setup", str(clone), "--template", str(template)]) == 2
+    assert main(["consumer-setup", ".", "--template", str(template)]) == 2  # "." is a clone too
 
 
 @pytest.mark.skipif(os.name == "nt", reason="links an interpreter into a directory (needs symlink rights on Windows)")
