@@ -48,7 +48,6 @@ PARTS_DIR = DB_NAME + ".parts"
 #: A piece's name: its index, zero-padded to a fixed width, so names sort in order.
 PIECE_WIDTH = 5
 MAX_PIECES = 10**PIECE_WIDTH
-_PIECE_NAME = re.compile(r"[0-9]{%d}" % PIECE_WIDTH)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
 
@@ -158,6 +157,36 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return payload
 
 
+class PieceCheck:
+    """A writer that counts and hashes one piece's bytes as they pass to ``out`` (None: nowhere), against the manifest.
+
+    Raises:
+        LayoutError: from :meth:`write` once the bytes run past the listed
+            size; from :meth:`finish` when they fell short or do not match.
+    """
+
+    def __init__(self, piece: Piece, out: BinaryIO | None = None) -> None:
+        self.piece = piece
+        self.out = out
+        self.seen = 0
+        self.digest = hashlib.sha256()
+
+    def write(self, chunk: bytes) -> int:
+        self.seen += len(chunk)
+        if self.seen > self.piece.size:
+            raise LayoutError("piece %s is longer than the %d bytes the manifest lists" % (self.piece.path, self.piece.size))
+        self.digest.update(chunk)
+        if self.out is not None:
+            self.out.write(chunk)
+        return len(chunk)
+
+    def finish(self) -> None:
+        if self.seen < self.piece.size:
+            raise LayoutError("piece %s is truncated: %d of %d bytes" % (self.piece.path, self.seen, self.piece.size))
+        if self.digest.hexdigest() != self.piece.sha256:
+            raise LayoutError("piece %s does not match its sha256 in the manifest (altered)" % self.piece.path)
+
+
 def copy_pieces(parts_dir: Path, pieces: Iterable[Piece], out: BinaryIO | None) -> tuple[int, str]:
     """Check each piece against the manifest while copying it to ``out`` (None: check only).
 
@@ -173,8 +202,7 @@ def copy_pieces(parts_dir: Path, pieces: Iterable[Piece], out: BinaryIO | None) 
     buffer = bytearray(_CHUNK)
     view = memoryview(buffer)
     for piece in pieces:
-        digest = hashlib.sha256()
-        seen = 0
+        check = PieceCheck(piece, out)
         try:
             handle = open(parts_dir / piece.name, "rb")
         except FileNotFoundError:
@@ -187,18 +215,10 @@ def copy_pieces(parts_dir: Path, pieces: Iterable[Piece], out: BinaryIO | None) 
                 if not count:
                     break
                 chunk = view[:count]
-                seen += count
-                if seen > piece.size:
-                    raise LayoutError("piece %s is longer than the %d bytes the manifest lists" % (piece.path, piece.size))
-                digest.update(chunk)
+                check.write(chunk)
                 whole.update(chunk)
-                if out is not None:
-                    out.write(chunk)
-        if seen < piece.size:
-            raise LayoutError("piece %s is truncated: %d of %d bytes" % (piece.path, seen, piece.size))
-        if digest.hexdigest() != piece.sha256:
-            raise LayoutError("piece %s does not match its sha256 in the manifest (altered)" % piece.path)
-        total += seen
+        check.finish()
+        total += check.seen
     return total, whole.hexdigest()
 
 

@@ -13,7 +13,6 @@ that keeps the assembled ``catalog_read.db`` out of git, and its own
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import stat
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from typing import BinaryIO
 from dulwich.objects import Tree
 from dulwich.repo import Repo
 
-from .assemble import PARTS_DIR, LayoutError, copy_pieces, own_source
+from .assemble import PARTS_DIR, LayoutError, PieceCheck, copy_pieces, own_source
 from .consumer import DRIVER_NAME
 from .errors import RepoError, VerifyError
 from .git.objects import add_blob, stream_blob, write_loose_blob
@@ -198,21 +197,6 @@ def snapshot_entries(repo: Repo, sha: bytes) -> tuple[bytes, DatabaseBlobs]:
     )
 
 
-class _Checked:
-    """A writer that hashes and counts what passes through to ``out``."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-        self.seen = 0
-        self.digest = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        self.seen += len(data)
-        self.out.write(data)
-        return len(data)
-
-
 def stream_database(repo: Repo, sha: bytes, blobs: DatabaseBlobs, manifest: SnapshotManifest, out: BinaryIO) -> None:
     """Write the database of snapshot commit ``sha`` to ``out``: its blob, or its pieces in order, each checked.
 
@@ -233,13 +217,14 @@ def stream_database(repo: Repo, sha: bytes, blobs: DatabaseBlobs, manifest: Snap
     for piece in manifest.parts:
         if piece.name not in pieces:
             raise RepoError(f"piece {piece.path} is missing from the tree at {where}")
-        checked = _Checked(out)
+        check = PieceCheck(piece, out)
         try:
-            stream_blob(repo, pieces[piece.name], checked)  # type: ignore[arg-type]
+            stream_blob(repo, pieces[piece.name], check)  # type: ignore[arg-type]
+            check.finish()
+        except LayoutError as error:
+            raise RepoError(f"{error} (at {where})") from None
         except RepoError as error:
             raise RepoError(f"piece {piece.path} at {where}: {error}") from error
-        if checked.seen != piece.size or checked.digest.hexdigest() != piece.sha256:
-            raise RepoError(f"piece {piece.path} at {where} does not match its size and sha256 in the manifest")
 
 
 def layout_lines(new: SnapshotManifest, parent: SnapshotManifest | None) -> list[str]:
