@@ -54,13 +54,13 @@ def cli() -> None:
 def default_repo() -> Path:
     """The clone of the snapshot repository the current directory is in (its top), else ``./snapshots.git``.
 
-    A clone is a git work tree whose HEAD holds a snapshot; another project's
-    checkout does not count.
+    A clone is a git work tree whose HEAD holds a snapshot (the manifest, and
+    the database whole or in pieces); another project's checkout does not count.
     """
+    from ..assemble import DB_NAME, MANIFEST_NAME, PARTS_DIR
     from ..git.store import enclosing_work_tree
-    from ..manifest import DB_NAME, MANIFEST_NAME
 
-    return enclosing_work_tree(Path.cwd(), holding=(DB_NAME, MANIFEST_NAME)) or DEFAULT_REPO
+    return enclosing_work_tree(Path.cwd(), holding=((MANIFEST_NAME,), (DB_NAME, PARTS_DIR))) or DEFAULT_REPO
 
 
 def repo_option(help: str = "Snapshot repository: the bare repository or any clone.") -> Callable[[F], F]:

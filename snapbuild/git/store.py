@@ -59,12 +59,13 @@ def open_repo(repo_path: str | os.PathLike[str]) -> Repo:
         raise NoRepositoryError(f"{path} is not a git repository", path=path) from error
 
 
-def enclosing_work_tree(start: Path, *, holding: Collection[str]) -> Path | None:
-    """The top of the git work tree around ``start`` if its HEAD commit holds every name in ``holding``, else None.
+def enclosing_work_tree(start: Path, *, holding: Collection[Collection[str]]) -> Path | None:
+    """The top of the git work tree around ``start`` if its HEAD commit holds what ``holding`` asks, else None.
 
-    Like git, the nearest directory at or above ``start`` with a ``.git``
-    decides; a work tree whose HEAD lacks one of the names (another
-    project's checkout), or has no commit yet, gives None.
+    ``holding`` lists alternatives: HEAD's tree must hold at least one name
+    of each. Like git, the nearest directory at or above ``start`` with a
+    ``.git`` decides; a work tree whose HEAD lacks them (another project's
+    checkout), or has no commit yet, gives None.
     """
     for directory in (start, *start.parents):
         if not (directory / ".git").exists():
@@ -72,7 +73,9 @@ def enclosing_work_tree(start: Path, *, holding: Collection[str]) -> Path | None
         try:
             with reading(directory) as repo:
                 tree = repo[repo[repo.head()].tree]
-                wanted = all(name.encode("utf-8") in tree for name in holding)  # type: ignore[operator]
+                wanted = all(
+                    any(name.encode("utf-8") in tree for name in names) for names in holding  # type: ignore[operator]
+                )
         except (RepoError, KeyError, AttributeError, OSError):
             return None
         return directory if wanted else None

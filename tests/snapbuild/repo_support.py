@@ -79,15 +79,17 @@ def object_files(git_dir: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
 
-def commit_history(tmp_path: Path, repo_path: Path, tracks: tuple[int, ...] = (5, 6, 8)) -> list[CommitResult]:
+def commit_history(
+    tmp_path: Path, repo_path: Path, tracks: tuple[int, ...] = (5, 6, 8), *, part_size: int | None = None
+) -> list[CommitResult]:
     """Commit one snapshot per entry of ``tracks`` (its track count), a day apart from 2026-01-01; return the results.
 
-    The snapshot directories are ``tmp_path/s1``, ``s2``, ...
+    The snapshot directories are ``tmp_path/s1``, ``s2``, ...; ``part_size`` as ``commit_snapshot`` takes it.
     """
     results = []
     for day, count in enumerate(tracks, start=1):
         snap = make_snapshot(tmp_path / f"s{day}", tracks=count, generated_at=f"2026-01-{day:02d}T00:00:00Z")
-        results.append(commit_snapshot(repo_path, snap, lock_timeout=5))
+        results.append(commit_snapshot(repo_path, snap, lock_timeout=5, part_size=part_size))
     return results
 
 
