@@ -219,9 +219,10 @@ class _Stream:
                 else "the token names no backend and no unnamed media root is configured"
             )
         locator = claims["locator"]
-        opened = open_regular_file(root, locator, root_real=self.real_roots.get(backend))
+        # The catalog before the filesystem: an unlisted file is gone whether it is on disk or not.
         if config.catalog is not None and not config.catalog.allows(backend, locator):
             raise FileGone()
+        opened = open_regular_file(root, locator, root_real=self.real_roots.get(backend))
         handed_over = False
         try:
             max_age = cache_max_age(claims["exp"], now, config.max_age)

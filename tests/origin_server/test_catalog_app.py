@@ -88,6 +88,16 @@ def test_a_listed_file_missing_on_disk_is_404(published: Published) -> None:
     assert client.simulate_get(STREAM + token_for(listed, backend=NAS)).json == {"error": "not_found"}
 
 
+def test_an_unlisted_file_is_gone_before_the_disk_is_looked_at(published: Published) -> None:
+    gone = published.listed()[0]
+    published.set_status(gone, "inactive")
+    published.export()
+    published.media.joinpath(*gone.split("/")).unlink()  # not on disk either: still gone, not 404
+    client = falcon.testing.TestClient(create_app(catalog_config(published)))
+    assert_gone(client.simulate_get(STREAM + token_for(gone, backend=NAS)))
+    assert_gone(client.simulate_get(STREAM + token_for("never/listed.flac", backend=NAS)))
+
+
 def test_a_file_the_catalog_never_listed_is_gone(published: Published) -> None:
     """A file put into the media root by hand is not in the catalog: a valid token for it is not enough."""
     (published.media / "stray.flac").write_bytes(b"not in the catalog")
