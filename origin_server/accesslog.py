@@ -98,9 +98,6 @@ class AccessLog:
             ``server.configure_logging``, whose handler would be its only reader).
     """
 
-    #: Digests of tokens that were served (so their MAC matched), to skip hashing them again.
-    DIGEST_CACHE_SIZE = 1024
-
     def __init__(
         self,
         logger: logging.Logger | None = None,
@@ -111,7 +108,6 @@ class AccessLog:
         self.logger = logger or logging.getLogger(ACCESS_LOGGER)
         self.max_token_length = max_token_length
         self.write = write
-        self._digests: dict[str, str] = {}
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
@@ -133,22 +129,13 @@ class AccessLog:
         context = vars(req.context)
         started = context.get("started")
         elapsed = (time.perf_counter() - started) * 1000 if started is not None else 0.0
-        status = resp.status
-        code = status if type(status) is int else int(str(status).partition(" ")[0])
+        code = resp.status_code
         length = resp.get_header("Content-Length")
         if length is None:
             body = resp.render_body()  # serialises (and caches) a JSON error body
             length = str(len(body)) if body is not None else "-"
         token = context.get("token")
-        if token is None:
-            digest = "-"
-        else:
-            digest = self._digests.get(token) or token_digest(token)
-            if code < 400:  # served: the MAC matched, so an attacker cannot fill this
-                digests = self._digests
-                if len(digests) >= self.DIGEST_CACHE_SIZE:
-                    digests.clear()
-                digests[token] = digest
+        digest = "-" if token is None else token_digest(token)
         line = f"{req.method} {req.uri_template or '-'} {code} {length} {elapsed:.1f}ms {req.remote_addr or '-'} tok={digest}"
         reason = context.get("reason")
         if reason:

@@ -45,8 +45,8 @@ def forwarded_client(app: Callable[..., Any], trusted_proxy: str) -> Callable[..
     For a request from ``trusted_proxy``, the last address of
     ``X-Forwarded-For`` (the one the proxy itself appended) becomes
     ``REMOTE_ADDR``, but only if it is a syntactically valid IPv4 or IPv6
-    address; anything else (a forged log field, a host name, junk) leaves the
-    peer's address. Proxy headers are removed from every request, so the app
+    address without an IPv6 zone id (which may hold any text); anything else
+    (a forged log field, a host name, junk) leaves the peer's address. Proxy headers are removed from every request, so the app
     never sees one it should not believe.
     """
 
@@ -59,9 +59,12 @@ def forwarded_client(app: Callable[..., Any], trusted_proxy: str) -> Callable[..
             if client.startswith("[") and client.endswith("]"):
                 client = client[1:-1]
             try:
-                environ["REMOTE_ADDR"] = str(ipaddress.ip_address(client))
+                address = ipaddress.ip_address(client)
             except ValueError:
-                pass
+                address = None
+            # An IPv6 zone id ("fe80::1%eth0") may hold any text, spaces and quotes included.
+            if address is not None and getattr(address, "scope_id", None) is None:
+                environ["REMOTE_ADDR"] = str(address)
         return app(environ, start_response)
 
     return middleware

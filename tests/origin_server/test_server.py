@@ -296,6 +296,8 @@ def test_limits_out_of_range_are_refused_before_binding(limits: dict[str, int], 
         ("203.0.113.7 GET /forged 200", "127.0.0.1"),
         ("evil.example", "127.0.0.1"),
         ("203.0.113.7:443", "127.0.0.1"),
+        ('::1%x tok=forged reason="forged by client"', "127.0.0.1"),  # a zone id may hold any text
+        ("fe80::1%eth0", "127.0.0.1"),
         ("", "127.0.0.1"),
     ],
 )
