@@ -30,7 +30,6 @@ from collections.abc import Callable
 from typing import Any
 
 import falcon
-from waitress.buffers import ReadOnlyFileBasedBuffer
 
 from .accesslog import ERROR_LOGGER, AccessLog, install_redaction, redact
 from .body import FileBody
@@ -145,30 +144,6 @@ class _ResponseHeaders:
         if allow is not None:
             resp.set_header("Access-Control-Allow-Origin", allow)
             resp.set_header("Access-Control-Expose-Headers", CORS_EXPOSED_HEADERS)
-
-
-class _Span:
-    """An iterable over ``length`` bytes of a file from its current position; closes the file."""
-
-    def __init__(self, file: Any, length: int, block: int = 64 * 1024) -> None:
-        self.file = file
-        self.remaining = length
-        self.block = block
-
-    def __iter__(self) -> _Span:
-        return self
-
-    def __next__(self) -> bytes:
-        if self.remaining <= 0:
-            raise StopIteration
-        chunk = self.file.read(min(self.block, self.remaining))
-        if not chunk:
-            raise StopIteration
-        self.remaining -= len(chunk)
-        return chunk
-
-    def close(self) -> None:
-        self.file.close()
 
 
 class _Stream:
@@ -292,12 +267,9 @@ class _Stream:
         resp.set_headers(headers)
         if not send_body or plan.length == 0:
             return False
-        if env.get("wsgi.file_wrapper") is ReadOnlyFileBasedBuffer:
-            # waitress sends it from its I/O loop, and closes the connection if the file ends early.
-            resp.stream = FileBody(opened.file, plan.start, plan.length, locator)
-        else:
-            opened.file.seek(plan.start)
-            resp.stream = _Span(opened.file, plan.length)  # other servers may read to EOF
+        # waitress sends it from its I/O loop (and closes the connection if the file ends early);
+        # any other server iterates it: exactly the range's bytes either way.
+        resp.stream = FileBody(opened.file, plan.start, plan.length, locator)
         return True
 
 
