@@ -61,6 +61,8 @@ from .errors import CatalogError, SettingError
 
 #: The snapshot's two files, as the export and every snapshot commit name them.
 DB_NAME = "catalog_read.db"
+#: Where a clone of a large catalog's snapshots keeps the database in pieces (its assembler puts them together).
+PARTS_DIR = DB_NAME + ".parts"
 MANIFEST_NAME = "manifest.json"
 #: The read model's schema versions whose ``catalog_track_files`` this module understands.
 SCHEMA_VERSIONS = frozenset({1})
@@ -274,7 +276,10 @@ def read_catalog(directory: Path, backends: Iterable[str], *, scratch_dir: Path 
         try:
             _copy(source, copy)
         except FileNotFoundError:
-            raise CatalogError(f"catalog {directory}: no {DB_NAME}", path=source) from None
+            hint = f" (a clone holding {PARTS_DIR}/: assemble it with 'python3 assemble.py' or 'snapbuild consumer-setup')"
+            raise CatalogError(
+                f"catalog {directory}: no {DB_NAME}" + (hint if (directory / PARTS_DIR).is_dir() else ""), path=source
+            ) from None
         except OSError as error:
             raise CatalogError(f"catalog {source}: cannot copy: {error.strerror or error}", path=source) from None
         digests = _read_verified(copy, wanted, source, db_sha256)

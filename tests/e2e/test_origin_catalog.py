@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.conftest import require_tool
@@ -112,19 +113,24 @@ def test_new_snapshots_exported_into_the_directory_take_effect_without_a_restart
     assert "Traceback" not in origin.log_text()
 
 
-def test_a_consumer_clone_updated_by_git_pull_is_a_catalog(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["whole", "split"])
+def test_a_consumer_clone_updated_by_git_pull_is_a_catalog(tmp_path: Path, layout: str) -> None:
     require_tool("git")
     catalog, media, repo = tmp_path / "catalogsync.db", tmp_path / "media", tmp_path / "snapshots.git"
     clone = tmp_path / "clone"
+    split = ["--part-size", "4KiB"] if layout == "split" else []
     run_ok("snapbuild", "sample-catalog", catalog, "--tracks", "80", "--playlists", "5", "--media-dir", media)
-    run_ok("snapbuild", "export", "--db", catalog, "--commit", "--repo", repo)
+    run_ok("snapbuild", "export", "--db", catalog, "--commit", "--repo", repo, *split)
     git("clone", "--quiet", repo, clone)
+    if split:  # the pieces are assembled by consumer-setup now and by its hooks after every pull
+        assert not (clone / "catalog_read.db").exists()
+        run_ok("snapbuild", "consumer-setup", clone)
     removed, kept = nas_locators(clone)[:2]
     keys = write_key_file(tmp_path / "origin.keys")
     with origin_server(tmp_path, [f"{NAS}={media}"], secret_file=keys, extra_args=["--catalog", str(clone), "--healthz-details"]) as origin:
         assert status_of(origin, removed) == 206
         set_status(catalog, removed, "inactive")
-        run_ok("snapbuild", "export", "--db", catalog, "--commit", "--repo", repo)
+        run_ok("snapbuild", "export", "--db", catalog, "--commit", "--repo", repo, *split)
         git("-C", clone, "pull", "--quiet", "--ff-only")
         wait_for(lambda: status_of(origin, removed) == 410, "the pulled snapshot coming into force", origin)
         assert status_of(origin, kept) == 206

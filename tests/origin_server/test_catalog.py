@@ -108,6 +108,11 @@ def _no_database(d: Path) -> None:
     (d / "catalog_read.db").unlink()
 
 
+def _pieces_not_assembled(d: Path) -> None:
+    (d / "catalog_read.db").unlink()
+    (d / "catalog_read.db.parts").mkdir()
+
+
 def _manifest_not_json(d: Path) -> None:
     (d / "manifest.json").write_bytes(b'{"snapshot_id": "snap-1", ')
 
@@ -173,6 +178,7 @@ BROKEN: dict[str, tuple[Callable[[Path], None], str]] = {
     "no directory": (_no_directory, "no such directory"),
     "no manifest": (_no_manifest, "no manifest.json"),
     "no database": (_no_database, "no catalog_read.db"),
+    "pieces not assembled": (_pieces_not_assembled, "no catalog_read.db (a clone holding catalog_read.db.parts/: assemble"),
     "manifest not JSON": (_manifest_not_json, "not a manifest"),
     "manifest a list": (_manifest_a_list, "not a manifest"),
     "manifest not UTF-8": (_manifest_not_utf8, "not a manifest"),
