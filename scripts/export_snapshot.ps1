@@ -13,6 +13,10 @@
     so consumers can verify it (git verify-commit, git pull --verify-signatures;
     see docs/consumers.md, "Verifying snapshots"). Without -SignKey the
     SNAPBUILD_SIGN_KEY environment variable, if set, names the key.
+    -PartSize sets the split layout's part size (default 32MiB; see
+    docs/consumers.md). -Gc repacks the repository (snapbuild gc) before the
+    export: run it that way, never right after an export, so consumers one
+    snapshot behind keep receiving a small delta.
     Stops at the first failure and exits with snapbuild's own exit code
     (1 = operational error, 2 = usage error, 3 = committed and pushed but a
     receiver was not notified), so a scheduled task reports it.
@@ -52,6 +56,12 @@ param(
     # public key (.pub) whose private key the OpenSSH Authentication Agent holds; implies -Commit.
     [string]$SignKey,
 
+    # Part size of the split layout (e.g. 32MiB, a multiple of 4 KiB); implies -Commit.
+    [string]$PartSize,
+
+    # Repack the repository (snapbuild gc) before the export; implies -Commit.
+    [switch]$Gc,
+
     # The Python interpreter that has snapbuild installed.
     [string]$Python = "python"
 )
@@ -62,7 +72,7 @@ $OutputEncoding = [System.Text.Encoding]::UTF8
 [Console]::OutputEncoding = [System.Text.Encoding]::UTF8
 $env:PYTHONUTF8 = "1"
 
-if ($Push -or $Notify -or $SignKey) { $Commit = $true }
+if ($Push -or $Notify -or $SignKey -or $PartSize -or $Gc) { $Commit = $true }
 if (-not $TargetDir -and -not $Commit) {
     Write-Error "Give -TargetDir, -Commit, or both." -ErrorAction Continue
     exit 2
@@ -77,6 +87,18 @@ if ($Push) { $arguments += @("--push", $Push) }
 foreach ($url in @($Notify | ForEach-Object { $_ -split "," } | Where-Object { $_ })) { $arguments += @("--notify", $url) }
 if ($NotifySecretFile) { $arguments += @("--notify-secret-file", $NotifySecretFile) }
 if ($SignKey) { $arguments += @("--sign-key", $SignKey) }
+if ($PartSize) { $arguments += @("--part-size", $PartSize) }
+
+if ($Gc) {
+    # Before the export: packed afterwards, the newest pieces could become deltas of each other.
+    $gcArguments = @("-m", "snapbuild", "gc", "-q")
+    if ($Repo) { $gcArguments += @("--repo", $Repo) }
+    & $Python @gcArguments
+    if ($LASTEXITCODE -ne 0) {
+        Write-Error "snapbuild gc failed with exit code $LASTEXITCODE" -ErrorAction Continue
+        exit $LASTEXITCODE
+    }
+}
 
 & $Python @arguments
 $code = $LASTEXITCODE

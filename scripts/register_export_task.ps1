@@ -12,8 +12,9 @@
     (0 ok, 1 operational error, 2 usage error, 3 a receiver was not notified)
     shows in Task Scheduler's "Last Run Result".
 
-    Run `snapbuild gc --repo REPO` now and then (e.g. a second, weekly task) to
-    repack the repository.
+    Give -Gc to repack the repository (snapbuild gc) at the start of each run,
+    before the export (never right after one: see docs/consumers.md); on a
+    large repository, a second task with -Gc that runs weekly is enough.
 
 .EXAMPLE
     .\scripts\register_export_task.ps1 -DbPath D:\catalog\catalogsync.db -Repo D:\snapshots\catalog.git -Push ssh://git@git.example.org/catalog.git -EveryMinutes 30
@@ -42,6 +43,12 @@ param(
     # SSH key that signs each snapshot commit (optional; see export_snapshot.ps1). The task's
     # account must be able to read it, or its agent must hold it.
     [string]$SignKey,
+
+    # Part size of the split layout (optional; default 32MiB).
+    [string]$PartSize,
+
+    # Repack the repository before each export (optional).
+    [switch]$Gc,
 
     [ValidateRange(1, 1440)]
     [int]$EveryMinutes = 60,
@@ -80,6 +87,8 @@ if ($Push) { $arguments += " -Push $(Quote $Push)" }
 if ($Notify) { $arguments += " -Notify $(Quote ($Notify -join ','))" }
 if ($NotifySecretFile) { $arguments += " -NotifySecretFile $(Quote $NotifySecretFile)" }
 if ($SignKey) { $arguments += " -SignKey $(Quote $SignKey)" }
+if ($PartSize) { $arguments += " -PartSize $(Quote $PartSize)" }
+if ($Gc) { $arguments += " -Gc" }
 
 $action = New-ScheduledTaskAction -Execute "powershell.exe" -Argument $arguments -WorkingDirectory (Split-Path -Parent $Repo)
 $trigger = New-ScheduledTaskTrigger -Once -At (Get-Date).AddMinutes(1) `

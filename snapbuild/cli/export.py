@@ -142,7 +142,7 @@ def _export_summary(result: ExportResult, target_dir: Path, elapsed: float) -> s
                    "the 4 KiB page size). Default: the repository's part size, else 32 MiB.")
 @notify_options
 @sign_key_option()
-@quiet_option()
+@quiet_option(json=True)
 @click.pass_context
 def export_command(
     ctx: click.Context, source_db: Path, target_dir: Path | None, generated_at: str | None, busy_timeout: float,

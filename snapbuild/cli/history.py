@@ -95,8 +95,10 @@ def gc_command(repo_path: Path, lock_timeout: float, quiet: bool) -> None:
     """Repack the snapshot repository (git CLI with deltas if installed, else dulwich).
 
     dulwich writes every snapshot as a whole loose object; run this now and then
-    (e.g. weekly) so the repository and what consumers fetch stay small. On a
-    terminal it shows git's own progress (or dulwich's).
+    (e.g. weekly) so the repository and what consumers fetch stay small, right
+    before an export rather than right after one (a consumer one snapshot
+    behind then still receives a small delta). On a terminal it shows git's
+    own progress (or dulwich's).
 
     Example: snapbuild gc --repo snapshots.git
     """

@@ -110,7 +110,7 @@ def terminal_progress(quiet: bool) -> TerminalProgress | None:
     return TerminalProgress(stream, delay=delay)
 
 
-def quiet_option() -> Callable[[Any], Any]:
-    """``-q/--quiet``: no progress and no summary, only errors (and the output ``--json`` asks for)."""
-    return click.option("-q", "--quiet", is_flag=True,
-                        help="No progress and no summary: only errors (and what --json asks for).")
+def quiet_option(*, json: bool = False) -> Callable[[Any], Any]:
+    """``-q/--quiet``: no progress and no summary, only errors (and, where the command has ``--json``, its output)."""
+    also = " (and what --json asks for)" if json else ""
+    return click.option("-q", "--quiet", is_flag=True, help=f"No progress and no summary: only errors{also}.")
