@@ -49,7 +49,7 @@ from .manifest import (
     snapshot_id_for,
 )
 from .readmodel import BuildStats, Progress, build_tables, check_text_file
-from .schema import SCHEMA_VERSION, TABLES
+from .schema import PAGE_SIZE, SCHEMA_VERSION, TABLES
 from .sidereader import SideReader
 from .source import (
     attach_source,
@@ -63,7 +63,6 @@ from .source import (
 LOCK_NAME = ".snapbuild-export.lock"
 _TEMP_PREFIX = f".{DB_NAME}."
 _TEMP_SUFFIX = ".tmp"
-_PAGE_SIZE = 4096
 # The build's own stages (see readmodel.build_tables) plus validate, digest and publish.
 _TOTAL_STEPS = 10
 
@@ -243,7 +242,7 @@ def build_snapshot_db(
         # the sort-and-insert of the big link table about twice as slow). The
         # journal only serves statement rollbacks: a crash discards the file.
         for pragma in (
-            f"page_size = {_PAGE_SIZE}",
+            f"page_size = {PAGE_SIZE}",
             "auto_vacuum = NONE",
             "encoding = 'UTF-8'",
             "secure_delete = OFF",

@@ -22,13 +22,12 @@ from pathlib import Path
 
 from .assemble import MAX_PIECES, Piece, piece_name
 from .errors import UsageError
+from .schema import PAGE_SIZE  # a part size is a multiple of it
 from .git.objects import write_loose_blob
 
 MiB = 1 << 20
 #: The part size when neither the caller nor the repository names one.
 DEFAULT_PART_SIZE = 32 * MiB
-#: The read model's page size (the export writes every database with it): a part size is a multiple of it.
-PAGE_SIZE = 4096
 #: Blobs above this size draw warnings from GitHub and are never deltified by GitLab or Gerrit (50 MB there).
 FORGE_WARN_SIZE = 50 * MiB
 #: GitHub refuses a push holding a blob above this size.

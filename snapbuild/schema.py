@@ -22,6 +22,8 @@ from .urls import QUOTE_FUNCTION
 
 #: The read model's version: ``PRAGMA user_version`` of the file and the manifest's ``schema_version``.
 SCHEMA_VERSION = 1
+#: The read model's page size: the export writes every database with it, and the split layout cuts on it.
+PAGE_SIZE = 4096
 
 #: The source tables and columns the read model reads (the authoritative catalog's schema).
 #: Real catalogs have more tables and columns; those are ignored.

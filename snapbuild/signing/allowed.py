@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import UsageError
+from ..manifest import TIMESTAMP_FORMAT
 from .sshsig import SIGNATURE_ALGORITHMS, PublicKey, split_openssh
 
 #: The argument a broken file is reported against (the CLI names its flag there).
@@ -256,4 +257,4 @@ def match_pattern_list(value: str, patterns: str) -> int:
 
 
 def _utc(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime(TIMESTAMP_FORMAT)
