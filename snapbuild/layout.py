@@ -13,7 +13,6 @@ that keeps the assembled ``catalog_read.db`` out of git, and its own
 from __future__ import annotations
 
 import dataclasses
-import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,8 +26,6 @@ from .assemble import PARTS_DIR, LayoutError, PieceCheck, copy_pieces, own_sourc
 from .consumer import DRIVER_NAME
 from .errors import RepoError, VerifyError
 from .git.objects import add_blob, stream_blob, write_loose_blob
-from .git.revisions import HEAD_REF, resolve_rev
-from .git.store import reading
 from .manifest import DB_NAME, MANIFEST_NAME, SnapshotManifest, file_sha256
 from .parts import format_size, store_pieces
 
@@ -244,23 +241,6 @@ def layout_lines(new: SnapshotManifest, parent: SnapshotManifest | None) -> list
     elif parent is not None and parent.part_size != new.part_size:
         lines.append(f"The part size changed from {format_size(parent.part_size)} to {format_size(new.part_size)}.")
     return lines
-
-
-def work_tree_at(repo_path: str | os.PathLike[str], rev: str) -> Path | None:
-    """The work tree of a clone whose HEAD is ``rev``'s commit, else None (a bare repository, another revision).
-
-    Raises:
-        RepoError: not a repository, or a bad revision.
-    """
-    with reading(repo_path) as repo:
-        if repo.bare:
-            return None
-        sha = resolve_rev(repo, rev)
-        try:
-            head = repo.refs[HEAD_REF]
-        except KeyError:
-            return None
-        return Path(repo.path) if head == sha else None
 
 
 def check_checkout(work_tree: Path, manifest: SnapshotManifest, manifest_raw: bytes) -> None:

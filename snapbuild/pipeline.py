@@ -23,7 +23,9 @@ from .git.remote import PushResult
 from .defaults import DEFAULT_AUTHOR, DEFAULT_LOCK_TIMEOUT
 from .git.store import open_or_create, repo_lock, staging_dir
 from .manifest import DB_NAME, MANIFEST_NAME, SnapshotManifest
-from .layout import check_checkout, work_tree_at
+from .git.revisions import resolve_rev, work_tree_at
+from .git.store import reading
+from .layout import check_checkout
 from .readmodel import Progress
 from .signing.keys import SigningKey
 from .snapshots import (
@@ -174,10 +176,13 @@ def verify_revision(
         VerifyError: the snapshot, or the clone's checkout of it, does not match its
             manifest, or fails SQLite's checks.
     """
-    with _snapshots_from_git(repo_path, [rev], purpose="verify", work_dir=work_dir) as sides:
+    # One resolution: a pull between two would check the new checkout against the old snapshot.
+    with reading(repo_path) as repo:
+        commit = resolve_rev(repo, rev)
+        work_tree = work_tree_at(repo, commit)
+    with _snapshots_from_git(repo_path, [commit.decode()], purpose="verify", work_dir=work_dir) as sides:
         directory, _ = sides[0]
         manifest = verify_snapshot(directory / DB_NAME, directory / MANIFEST_NAME)
-        work_tree = work_tree_at(repo_path, rev)
         if work_tree is not None:
             check_checkout(work_tree, manifest, (directory / MANIFEST_NAME).read_bytes())
         return manifest

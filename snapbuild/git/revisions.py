@@ -8,6 +8,7 @@ with a message saying so.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from dulwich.objects import Commit, Tag
 from dulwich.repo import Repo
@@ -121,3 +122,14 @@ def has_head(repo: Repo) -> bool:
     except KeyError:
         return False
     return True
+
+
+def work_tree_at(repo: Repo, sha: bytes) -> Path | None:
+    """The work tree of a clone whose HEAD is commit ``sha``, else None (a bare repository, another commit)."""
+    if repo.bare:
+        return None
+    try:
+        head = repo.refs[HEAD_REF]
+    except KeyError:
+        return None
+    return Path(repo.path) if head == sha else None
