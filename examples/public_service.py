@@ -129,12 +129,12 @@ class SnapshotStore:
         if not final.exists():
             partial = self.live_dir / f".catalog_read.{snapshot_id}.db.partial-{os.getpid()}"
             if "parts" in manifest:
-                _assemble(clone_dir, partial)
+                _assemble(clone_dir, partial)  # checks each piece and the whole against the manifest
             else:
                 shutil.copyfile(clone_dir / "catalog_read.db", partial)
-            if _sha256(partial) != manifest.get("db_sha256"):
-                partial.unlink()
-                raise ConsumerError(f"catalog_read.db does not match the manifest of {snapshot_id}")
+                if _sha256(partial) != manifest.get("db_sha256"):
+                    partial.unlink()
+                    raise ConsumerError(f"catalog_read.db does not match the manifest of {snapshot_id}")
             os.replace(partial, final)
         with self._lock:
             self._current, self._manifest = final, manifest
