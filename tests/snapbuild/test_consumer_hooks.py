@@ -92,6 +92,27 @@ def test_hooks_assemble_after_pull_checkout_and_pull_rebase(publisher: tuple[Pat
     assert run_snapbuild("verify", "--repo", clone).returncode == 0
 
 
+def test_post_rewrite_alone_assembles_after_a_real_rebase(publisher: tuple[Path, Path], tmp_path: Path) -> None:
+    """A consumer with a commit of its own: 'git pull --rebase' rewrites it, and post-rewrite assembles."""
+    catalog, repo = publisher
+    clone = tmp_path / "clone"
+    git("clone", "--quiet", str(repo), clone)
+    assert main(["consumer-setup", str(clone)]) == 0
+    for name in ("post-checkout", "post-merge"):  # only post-rewrite is left to do it
+        (clone / ".git" / "hooks" / name).unlink()
+    (clone / "notes.txt").write_text("the consumer's own file\n", encoding="utf-8")
+    git("-C", clone, "add", "notes.txt")
+    git("-C", clone, "-c", "user.name=Consumer", "-c", "user.email=consumer@example.org", "commit", "--quiet", "-m", "notes")
+
+    change(catalog)
+    new = commit(catalog, repo, T2).exported.manifest
+    rebased = git("-C", clone, "-c", "user.name=Consumer", "-c", "user.email=consumer@example.org",
+                  "pull", "--rebase")
+    assert "assembled catalog_read.db from 20 pieces" in rebased.stdout + rebased.stderr
+    assert sha256_of(clone / "catalog_read.db") == new.db_sha256
+    assert git("-C", clone, "log", "--format=%s", "-1").stdout.strip() == "notes"  # really rebased
+
+
 def test_a_template_makes_git_clone_assemble_at_its_first_checkout(
     publisher: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
