@@ -233,7 +233,9 @@ def layout_lines(new: SnapshotManifest, parent: SnapshotManifest | None) -> list
         f"Stored as {len(new.parts)} pieces of at most {format_size(new.part_size)} in {PARTS_DIR}/",
         f"({DB_NAME}: {size} bytes); {ASSEMBLER_NAME} puts them together.",
     ]
-    if parent is not None and not parent.parts:
+    if parent is None:
+        lines.append("Every snapshot of this repository is stored as pieces (the database is larger than the part size).")
+    elif not parent.parts:
         lines += [
             "From this snapshot on, every snapshot of this repository is stored as pieces",
             f"(the database outgrew the part size); earlier snapshots keep {DB_NAME} whole.",

@@ -40,7 +40,7 @@ def _layout(entry: HistoryEntry) -> str:
     from ..parts import format_size
 
     text = f"  [{entry.pieces} pieces of at most {format_size(entry.part_size)}"
-    if entry.parent_part_size == 0:
+    if entry.parent_part_size == 0 or (entry.parent_snapshot_id is None and not entry.shallow):
         text += "; split from here on"
     elif entry.parent_part_size not in (None, entry.part_size):
         text += f"; part size was {format_size(entry.parent_part_size)}"

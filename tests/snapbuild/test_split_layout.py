@@ -149,6 +149,15 @@ def test_the_layout_crosses_once_and_never_flips_back(tmp_path: Path, capsys: py
     assert entries[-1]["layout"] == "whole" and "pieces" not in entries[-1]
     fsck(repo)
 
+    # A repository whose first snapshot is already split says so on that snapshot.
+    fresh = tmp_path / "fresh.git"
+    first = commit(big, fresh, T1, part_size=part).committed
+    assert "Every snapshot of this repository is stored as pieces" in git(
+        "--git-dir", fresh, "log", "-1", "--format=%B", first.commit
+    ).stdout
+    assert main(["log", "--repo", str(fresh)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("; split from here on]")
+
 
 def test_verify_diff_and_extract_read_both_layouts_and_across_the_crossing(tmp_path: Path) -> None:
     repo = tmp_path / "snapshots.git"
@@ -215,6 +224,16 @@ def test_git_diff_and_log_p_name_changed_pieces_without_binary_noise(tmp_path: P
     # The assembled file is ignored, and the row changes come from snapbuild diff.
     assert git("-C", clone, "status", "--porcelain").stdout == ""
     assert main(["diff", "--repo", str(clone)]) == 0
+
+
+def test_textconv_reads_the_assembled_database_of_a_split_clone(
+    tmp_path: Path, two_snapshots: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clone = clone_of(two_snapshots, tmp_path / "clone")
+    assert main(["consumer-setup", str(clone)]) == 0
+    capsys.readouterr()
+    assert main(["textconv", str(clone / "catalog_read.db")]) == 0
+    assert "catalog_tracks[song_id=1]" in capsys.readouterr().out
 
 
 def test_verify_of_a_clone_checks_its_checkout(tmp_path: Path, two_snapshots: Path) -> None:
