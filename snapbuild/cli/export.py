@@ -54,8 +54,15 @@ def _clone_hint(run: RunResult, repo: Path) -> str | None:
     """How consumers get the new snapshot: clone the pushed remote, else the repository; None without a commit."""
     if not run.committed.changed:
         return None
-    where = run.pushed.remote if run.pushed is not None else Path(repo).resolve()
+    where = _remote_for_people(run.pushed.remote) if run.pushed is not None else Path(repo).resolve()
     return f"consumers: git clone {where} catalog   (then git pull --ff-only)"
+
+
+def _remote_for_people(remote: str) -> str:
+    """A pushed remote as a consumer would clone it: a local path made absolute, a URL without its password."""
+    from ..git.remote import display_remote
+
+    return str(Path(remote).resolve()) if "://" not in remote and Path(remote).exists() else display_remote(remote)
 
 
 class _PartSize(click.ParamType):
@@ -234,7 +241,7 @@ def export_command(
         lines = _commit_summary(run, repo, time.monotonic() - started, signer)
         if run.push_error is None:
             if run.pushed is not None:
-                lines.append(f"pushed main and tags to {run.pushed.remote} (with {run.pushed.tool})")
+                lines.append(f"pushed main and tags to {_remote_for_people(run.pushed.remote)} (with {run.pushed.tool})")
             hint = _clone_hint(run, repo)
             lines += [hint] if hint is not None else []
         for line in [] if quiet else lines:

@@ -39,6 +39,26 @@ class PushResult:
     output: str = ""
 
 
+def display_remote(remote: str) -> str:
+    """A remote as messages show it: a URL without its password, query or fragment (they may hold credentials)."""
+    if "://" not in remote:
+        return remote  # a path, or scp-like user@host:path (no password there)
+    scheme, _, rest = remote.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    path = re.split(r"[?#]", path, maxsplit=1)[0]
+    return f"{scheme}://{user + '@' if at and user else ''}{hostport}{slash}{path}"
+
+
+def _without_credentials(text: str) -> str:
+    """``text`` (git's or dulwich's words) with every URL in it as :func:`display_remote` shows it."""
+    return _URL.sub(lambda match: display_remote(match.group(0)), text)
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
+
+
 def _run_git(git: str, git_dir: Path, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [git, "--git-dir", str(git_dir), *args],
@@ -185,7 +205,7 @@ def push(
         if code != 0:
             lines = [line for line in re.split(r"[\r\n]+", stderr.strip()) if line.strip()]
             detail = next((line for line in lines if "rejected" in line or "fatal" in line), lines[-1] if lines else "")
-            raise PushError(f"push to {remote} failed: {detail.strip()}", path=git_dir, remote=remote)
+            raise PushError(f"push to {display_remote(remote)} failed: {_without_credentials(detail.strip())}", path=git_dir, remote=remote)
         return PushResult(remote, "git", stderr)
     from dulwich import porcelain
 
@@ -201,9 +221,9 @@ def push(
             env=dict(env) if env is not None else {},
         )
     except Exception as error:  # noqa: BLE001 - dulwich raises many unrelated types on network failures
-        raise PushError(f"push to {remote} failed: {error}", path=git_dir, remote=remote) from error
+        raise PushError(f"push to {display_remote(remote)} failed: {_without_credentials(str(error))}", path=git_dir, remote=remote) from error
     failed = {ref: why for ref, why in (getattr(result, "ref_status", None) or {}).items() if why}
     if failed:
         ref, why = next(iter(failed.items()))
-        raise PushError(f"push to {remote} failed: {ref.decode()} {why}", path=git_dir, remote=remote)
+        raise PushError(f"push to {display_remote(remote)} failed: {ref.decode()} {why}", path=git_dir, remote=remote)
     return PushResult(remote, "dulwich", "".join(err.seen))

@@ -126,7 +126,7 @@ def test_the_first_commit_says_it_created_the_repository(
 
 
 def test_the_clone_hint_follows_a_commit_and_names_the_pushed_remote(
-    tmp_path: Path, catalog: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, catalog: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = tmp_path / "snapshots.git"
     assert main(["export", "--db", str(catalog), "--commit", "--repo", str(repo), "--generated-at", T1]) == 0
@@ -144,3 +144,11 @@ def test_the_clone_hint_follows_a_commit_and_names_the_pushed_remote(
     out = capsys.readouterr().out
     assert f"consumers: git clone {remote.as_uri()} " in out
     assert str(repo.resolve()) not in out.split("consumers:")[1]
+
+    # A remote given as a relative path is shown as one a consumer can use anywhere.
+    monkeypatch.chdir(tmp_path)
+    mutate_sample_catalog(catalog, fraction=0.2, seed=5)
+    assert main(["export", "--db", str(catalog), "--commit", "--repo", str(repo), "--generated-at", T2,
+                 "--push", "server.git"]) == 0
+    out = capsys.readouterr().out
+    assert f"pushed main and tags to {remote.resolve()} " in out and f"consumers: git clone {remote.resolve()} " in out

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
 
 from snapbuild.errors import PushError
-from snapbuild.git.remote import push
+from snapbuild.git.remote import display_remote, push
 from snapbuild.git.store import ensure_repo
 from snapbuild.snapshots import commit_snapshot
 
 from .repo_support import fsck, git, make_snapshot
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.mark.parametrize("tool", ["git", "dulwich"])
@@ -54,6 +61,34 @@ def test_push_to_a_missing_remote_is_a_push_error(tmp_path: Path, tool: str) -> 
         push(repo, nowhere, git=shutil.which("git") if tool == "git" else None)
     assert caught.value.remote == nowhere
     assert caught.value.path == repo
+
+
+@pytest.mark.parametrize("tool", ["git", "dulwich"])
+def test_a_push_error_never_shows_the_remote_s_password(tmp_path: Path, tool: str) -> None:
+    repo = tmp_path / "snapshots.git"
+    commit_snapshot(repo, make_snapshot(tmp_path / "a", tracks=4), lock_timeout=5)
+    port = free_port()  # nothing listens there
+    remote = f"http://publisher:s3cret-pass@127.0.0.1:{port}/snapshots.git?token=s3cret-query"
+    with pytest.raises(PushError) as caught:
+        push(repo, remote, git=shutil.which("git") if tool == "git" else None)
+    assert f"push to http://publisher@127.0.0.1:{port}/snapshots.git failed" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+    assert caught.value.remote == remote  # the data keeps what was given
+
+
+@pytest.mark.parametrize(
+    ("remote", "shown"),
+    [
+        ("https://user:secret@git.example.org/catalog.git", "https://user@git.example.org/catalog.git"),
+        ("https://:token@git.example.org/catalog.git", "https://git.example.org/catalog.git"),
+        ("https://git.example.org/catalog.git?private_token=x#y", "https://git.example.org/catalog.git"),
+        ("ssh://git@git.example.org:2222/catalog.git", "ssh://git@git.example.org:2222/catalog.git"),
+        ("git@git.example.org:catalog.git", "git@git.example.org:catalog.git"),
+        ("../server.git", "../server.git"),
+    ],
+)
+def test_remotes_are_shown_without_credentials(remote: str, shown: str) -> None:
+    assert display_remote(remote) == shown
 
 
 @pytest.mark.parametrize("tool", ["git", "dulwich"])
