@@ -42,6 +42,14 @@ def loggable(text: str) -> str:
     return _UNLOGGABLE.sub("?", text)
 
 
+def access_line(
+    method: str, route: str, status: int, length: str, ms: float | None, client: str, digest: str, reason: str | None
+) -> str:
+    """One access line: ``METHOD route status bytes ms client tok=digest [reason="..."]`` (``-`` for what is unknown)."""
+    line = f"{method} {route} {status} {length} {'-' if ms is None else f'{ms:.1f}ms'} {client} tok={digest}"
+    return f'{line} reason="{loggable(reason)}"' if reason else line
+
+
 def redact(text: str) -> str:
     """Replace every ``/stream/<token>`` in ``text`` with ``/stream/<redacted>``."""
     return _STREAM_URL.sub(r"\1<redacted>", text)
@@ -136,10 +144,9 @@ class AccessLog:
             length = str(len(body)) if body is not None else "-"
         token = context.get("token")
         digest = "-" if token is None else token_digest(token)
-        line = f"{req.method} {req.uri_template or '-'} {code} {length} {elapsed:.1f}ms {req.remote_addr or '-'} tok={digest}"
-        reason = context.get("reason")
-        if reason:
-            line += f' reason="{loggable(reason)}"'
+        line = access_line(
+            req.method, req.uri_template or "-", code, length, elapsed, req.remote_addr or "-", digest, context.get("reason")
+        )
         if self.write is not None:
             self.write(line)
         else:

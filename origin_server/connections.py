@@ -35,19 +35,13 @@ from typing import Any
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import WSGITask
-from waitress.utilities import build_http_date
 
-from .accesslog import ACCESS_LOGGER, ERROR_LOGGER
+from .accesslog import ACCESS_LOGGER, ERROR_LOGGER, access_line
+from .conditional import http_date  # remembered per second: one format a second, not one a response
 from .errors import FileEndedEarly
 
 _access = logging.getLogger(ACCESS_LOGGER)
 _log = logging.getLogger(ERROR_LOGGER)
-
-
-@functools.lru_cache(maxsize=4)
-def _date_header(second: int) -> str:
-    """The ``Date`` value for a whole second (waitress formats one per response otherwise)."""
-    return build_http_date(second)  # type: ignore[no-any-return]
 
 
 @functools.lru_cache(maxsize=256)
@@ -86,7 +80,7 @@ class OriginTask(WSGITask):
 
     def _waitress_header(self) -> bytes:
         if not any(name.lower() == "date" for name, _ in self.response_headers):
-            self.response_headers.append(("Date", _date_header(int(self.start_time))))
+            self.response_headers.append(("Date", http_date(int(self.start_time))))
         return super().build_response_header()  # type: ignore[no-any-return]
 
     def _plain_header(self) -> bytes | None:
@@ -105,7 +99,7 @@ class OriginTask(WSGITask):
         ident = self.channel.server.adj.ident
         if ident:
             lines.append(f"Server: {ident}")
-        lines.append(f"Date: {_date_header(int(self.start_time))}")
+        lines.append(f"Date: {http_date(int(self.start_time))}")
         lines.append("\r\n")
         return "\r\n".join(lines).encode("latin-1")
 
@@ -177,8 +171,6 @@ class OriginServer(TcpWSGIServer):
         for channel in list(self.active_channels.values()):
             if not channel.will_close and channel.past_deadline(monotonic):
                 channel.will_close = True
-                _access.info(
-                    '- - 408 - - %s tok=- reason="no complete request within %g s"',
-                    channel.addr[0] if channel.addr else "-",
-                    self.header_timeout,
-                )
+                client = channel.addr[0] if channel.addr else "-"
+                reason = f"no complete request within {self.header_timeout:g} s"
+                _access.info(access_line("-", "-", 408, "-", None, client, "-", reason))

@@ -191,22 +191,10 @@ def listening(server: OriginServer | waitress.server.MultiSocketServer) -> list[
 
 
 class LineFormatter(logging.Formatter):
-    """``asctime levelname name: message`` (:data:`LINE_FORMAT`), each second's timestamp formatted once.
-
-    A plain record (no arguments, traceback or stack: every access line) is
-    put together directly, as the standard formatter would, minus its
-    general machinery; one such line is written per request.
-    """
+    """A ``logging.Formatter`` that formats each second's timestamp once (:meth:`stamp`, which access lines share)."""
 
     _second: int = -1
     _text: str = ""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """The line for ``record``."""
-        if record.args or record.exc_info or record.exc_text or record.stack_info or type(record.msg) is not str:
-            return super().format(record)
-        record.message = record.msg
-        return f"{self.formatTime(record)} {record.levelname} {record.name}: {record.msg}"
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         """``YYYY-mm-dd HH:MM:SS,mmm`` in local time, as ``logging.Formatter`` writes it."""
@@ -262,8 +250,8 @@ class BlockStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         this handler alone, as after :func:`configure_logging`.
         """
         formatter = self.formatter
-        if not isinstance(formatter, LineFormatter):
-            raise TypeError("line_writer needs the handler's own formatter")
+        if not isinstance(formatter, LineFormatter) or formatter._fmt != LINE_FORMAT:
+            raise TypeError("line_writer needs the handler's own formatter, with LINE_FORMAT")
         lock = self.lock
         pending = self._pending
         infix = f" {logging.getLevelName(logging.INFO)} {name}: "
@@ -307,7 +295,7 @@ class BlockStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().close()
 
 
-#: How every log line looks (:class:`LineFormatter` has a fast path for exactly this).
+#: How every log line looks (:meth:`BlockStreamHandler.line_writer` writes access lines in exactly this form).
 LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
