@@ -19,9 +19,10 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import falcon
+if TYPE_CHECKING:
+    import falcon
 
 ACCESS_LOGGER = "origin_server.access"
 ERROR_LOGGER = "origin_server"

@@ -80,6 +80,17 @@ def test_unchecked_tokens_of_preflights_leave_no_memory_behind(
     assert kept < 1_700_000, f"{kept} bytes kept after 1.2 MB of unchecked tokens"
 
 
+def test_oversized_headers_and_bodies_are_refused_before_the_app(media: Media, serve_app) -> None:  # noqa: ANN001
+    origin = serve_app(create_app(make_config(media)))
+    with socket.create_connection(("127.0.0.1", origin.port), timeout=10) as sock:
+        big_header = "X-Junk: " + "j" * (20 * 1024)
+        assert exchange(sock, f"GET /healthz HTTP/1.1\r\nHost: x\r\n{big_header}\r\n\r\n".encode()) == 431
+    with socket.create_connection(("127.0.0.1", origin.port), timeout=10) as sock:
+        body = b"b" * (9 * 1024)
+        request = f"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+        assert exchange(sock, request) == 413
+
+
 class Trickle:
     """Connections that each send a request line, then one header line every ``interval`` seconds."""
 
