@@ -77,6 +77,13 @@ def git(*args: str | os.PathLike[str], cwd: Path | None = None, timeout: float =
     return result
 
 
+def db_matches_manifest(clone: Path) -> bool:
+    """The clone's ``catalog_read.db`` exists and is the database its checked-out ``manifest.json`` names."""
+    manifest = json.loads((clone / "manifest.json").read_text(encoding="utf-8"))
+    db = clone / "catalog_read.db"
+    return db.exists() and hashlib.sha256(db.read_bytes()).hexdigest() == manifest["db_sha256"]
+
+
 def b64url(data: bytes) -> str:
     """Base64url without padding, as JWS compact serialization writes it."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")

@@ -19,19 +19,13 @@ import pytest
 
 from snapbuild.sample import mutate_sample_catalog, write_sample_catalog
 from tests.conftest import require_tool
-from tests.e2e.conftest import REPO_ROOT, cli_env, git, run_cli, run_ok, write_key_file
+from tests.e2e.conftest import REPO_ROOT, cli_env, db_matches_manifest, git, run_cli, run_ok, write_key_file
 from tests.e2e.forge_support import FORGE_BIG_FILE_THRESHOLD, GITHUB_REFUSE_ABOVE, make_forge_remote
 
 SCALE = 512
 PART = (32 << 20) // SCALE
 LIMIT = GITHUB_REFUSE_ABOVE // SCALE
 THRESHOLD = FORGE_BIG_FILE_THRESHOLD // SCALE
-
-
-def db_matches_manifest(clone: Path) -> bool:
-    manifest = json.loads((clone / "manifest.json").read_text(encoding="utf-8"))
-    db = clone / "catalog_read.db"
-    return db.exists() and hashlib.sha256(db.read_bytes()).hexdigest() == manifest["db_sha256"]
 
 
 @pytest.fixture

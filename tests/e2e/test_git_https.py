@@ -6,7 +6,6 @@ refused; a split snapshot arrives and the consumer's hooks assemble it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import ssl
 import subprocess
@@ -18,7 +17,7 @@ import pytest
 
 from snapbuild.sample import mutate_sample_catalog, write_sample_catalog
 from tests.conftest import require_tool
-from tests.e2e.conftest import cli_env, free_port, git, run_ok
+from tests.e2e.conftest import cli_env, db_matches_manifest, free_port, git, run_ok
 from tests.e2e.git_http_support import GitHttps, git_https
 
 
@@ -31,11 +30,6 @@ def https_git(server: GitHttps, *args: str | Path, check: bool = True) -> subpro
     if check:
         assert result.returncode == 0, f"git {' '.join(map(str, args))}\n{result.stdout}\n{result.stderr}"
     return result
-
-
-def db_matches_manifest(clone: Path) -> bool:
-    manifest = json.loads((clone / "manifest.json").read_text(encoding="utf-8"))
-    return hashlib.sha256((clone / "catalog_read.db").read_bytes()).hexdigest() == manifest["db_sha256"]
 
 
 @pytest.mark.slow
