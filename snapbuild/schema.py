@@ -199,6 +199,17 @@ ORDER BY +playlist_id, +position, +song_id"""
 #: in SQL which locators need no encoding costs more than the call it saves.
 QUOTED_PATH = f"{QUOTE_FUNCTION}(CAST(ltrim(fl.locator, '/') AS BLOB))"
 
+def public_locations_sql(schema: str = "src.") -> str:
+    """``FROM ... WHERE`` of the locations that get a public URL: active, on object storage, with a locator.
+
+    ``fl`` is the location, ``sb`` its backend; ``schema`` is where the source's tables are (``src.`` when attached).
+    """
+    return (
+        f"FROM {schema}file_locations AS fl JOIN {schema}storage_backends AS sb ON sb.id = fl.backend_id "
+        "WHERE fl.status = 'active' AND sb.backend_type = 'object_storage' AND fl.locator IS NOT NULL"
+    )
+
+
 # The backends are few: materialize them once so the JSON is parsed per backend, not per file.
 _BACKENDS_CTE = """WITH sb AS MATERIALIZED (
     SELECT id, name, backend_type,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SourceError
-from .schema import QUOTED_PATH, TABLES, TYPE_SCANNED, row_label
+from .schema import QUOTED_PATH, TABLES, TYPE_SCANNED, public_locations_sql, row_label
 from .source import source_type_filters
 from .sqlite import find_invalid_utf8, readonly_uri
 from .urls import register_quote_function
@@ -152,10 +152,7 @@ class SideReader:
     def _encode_paths(conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE side.public_paths (location_id INTEGER PRIMARY KEY, path TEXT NOT NULL)")
         conn.execute(
-            f"INSERT INTO side.public_paths SELECT fl.id, {QUOTED_PATH} FROM file_locations AS fl "
-            "JOIN storage_backends AS sb ON sb.id = fl.backend_id "
-            "WHERE fl.status = 'active' AND sb.backend_type = 'object_storage' AND fl.locator IS NOT NULL "
-            "ORDER BY fl.id"
+            f"INSERT INTO side.public_paths SELECT fl.id, {QUOTED_PATH} {public_locations_sql('')} ORDER BY fl.id"
         )
         conn.execute("COMMIT")
 

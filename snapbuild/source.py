@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from .errors import SourceBusyError, SourceError
-from .schema import COLUMN_SOURCES, LINK_TABLES, REQUIRED_COLUMNS, SMALL_TEXT_SOURCES, TYPED_COLUMNS
+from .schema import (
+    COLUMN_SOURCES, LINK_TABLES, REQUIRED_COLUMNS, SMALL_TEXT_SOURCES, TYPED_COLUMNS, public_locations_sql,
+)
 from .sqlite import Executor, attach_readonly, is_utf8
 from .urls import locator_problem
 
@@ -341,12 +343,7 @@ def raise_bad_locator(conn: Executor) -> NoReturn:
     Called when the public path function refused a locator inside a
     statement, which does not say which row it was.
     """
-    rows = conn.execute(
-        "SELECT fl.id, CAST(ltrim(fl.locator, '/') AS BLOB) FROM src.file_locations AS fl "
-        "JOIN src.storage_backends AS sb ON sb.id = fl.backend_id "
-        "WHERE fl.status = 'active' AND sb.backend_type = 'object_storage' AND fl.locator IS NOT NULL "
-        "ORDER BY fl.id"
-    )
+    rows = conn.execute(f"SELECT fl.id, CAST(ltrim(fl.locator, '/') AS BLOB) {public_locations_sql()} ORDER BY fl.id")
     for ident, locator in rows:
         problem = locator_problem(locator)
         if problem is not None:
