@@ -116,11 +116,10 @@ _FILE = 0o100644
 
 @dataclass(frozen=True)
 class SnapshotTree:
-    """A snapshot's tree as written: its id, the manifest as committed, and its largest blob's size."""
+    """A snapshot's tree as written: its id and the manifest as committed (its pieces, in the split layout)."""
 
     tree: bytes
     manifest: SnapshotManifest
-    largest_blob: int
 
 
 @dataclass(frozen=True)
@@ -151,7 +150,6 @@ def write_tree(
     if not part_size:
         manifest = dataclasses.replace(manifest, part_size=0, parts=())
         tree.add(DB_NAME.encode(), _FILE, write_loose_blob(objects_dir, db_path, progress))
-        largest = db_path.stat().st_size
         files = {".gitattributes": WHOLE_GITATTRIBUTES, "README.md": WHOLE_README}
     else:
         stored = store_pieces(objects_dir, db_path, part_size, progress)
@@ -161,7 +159,6 @@ def write_tree(
         repo.object_store.add_object(parts_tree)
         tree.add(PARTS_DIR.encode(), stat.S_IFDIR, parts_tree.id)
         manifest = dataclasses.replace(manifest, part_size=part_size, parts=tuple(item.piece for item in stored))
-        largest = max(item.piece.size for item in stored)
         files = {
             ".gitattributes": SPLIT_GITATTRIBUTES,
             ".gitignore": SPLIT_GITIGNORE,
@@ -172,7 +169,7 @@ def write_tree(
     for name, data in files.items():
         tree.add(name.encode(), _FILE, add_blob(repo, data))
     repo.object_store.add_object(tree)
-    return SnapshotTree(tree.id, manifest, largest)
+    return SnapshotTree(tree.id, manifest)
 
 
 def snapshot_entries(repo: Repo, sha: bytes) -> tuple[bytes, DatabaseBlobs]:

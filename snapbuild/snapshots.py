@@ -416,7 +416,7 @@ def commit_locked(
         return CommitResult(
             commit.id.decode(), manifest.snapshot_id, True, created, parent.decode() if parent else None, git_dir,
             signer is not None,
-            manifest.part_size, len(manifest.parts), written.largest_blob,
+            manifest.part_size, len(manifest.parts), max((piece.size for piece in manifest.parts), default=db_size),
         )
     finally:
         repo.close()

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import tracemalloc
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -33,23 +34,33 @@ def exchange(sock: socket.socket, request: bytes) -> int:
     return status
 
 
-def test_junk_tokens_leave_no_memory_behind(media: Media, serve_app) -> None:  # noqa: ANN001
-    """Nothing proportional to a token is kept before its MAC matched (800 junk tokens of 10 KB here)."""
-    origin = serve_app(create_app(make_config(media)))
-    with socket.create_connection(("127.0.0.1", origin.port), timeout=10) as sock:
-        for number in range(20):  # warm up: falcon's router, the first log records
-            exchange(sock, f"GET {STREAM}warm{number} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+def memory_kept(
+    port: int, method: str, tokens: Iterable[str], status: int, between: Callable[[], None] = lambda: None
+) -> int:
+    """Bytes the server's process still holds after ``method`` requests for each token, each answered ``status``.
+
+    One kept-alive connection; 20 requests first warm up falcon's router and the first log records.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for number in range(20):
+            exchange(sock, f"{method} {STREAM}warm{number} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         gc.collect()
         tracemalloc.start()
         try:
             before = tracemalloc.get_traced_memory()[0]
-            for number in range(800):
-                junk = f"{number:08d}" + "A" * 10_000
-                assert exchange(sock, f"GET {STREAM}{junk} HTTP/1.1\r\nHost: x\r\n\r\n".encode()) == 403
+            for token in tokens:
+                between()
+                assert exchange(sock, f"{method} {STREAM}{token} HTTP/1.1\r\nHost: x\r\n\r\n".encode()) == status
             gc.collect()
-            kept = tracemalloc.get_traced_memory()[0] - before
+            return tracemalloc.get_traced_memory()[0] - before
         finally:
             tracemalloc.stop()
+
+
+def test_junk_tokens_leave_no_memory_behind(media: Media, serve_app) -> None:  # noqa: ANN001
+    """Nothing proportional to a token is kept before its MAC matched (800 junk tokens of 10 KB here)."""
+    origin = serve_app(create_app(make_config(media)))
+    kept = memory_kept(origin.port, "GET", (f"{number:08d}" + "A" * 10_000 for number in range(800)), 403)
     # Python's urlsplit (in waitress's parser) keeps its last 128 targets, 2.6 MB here; not 8 MB more.
     assert kept < 4_000_000, f"{kept} bytes kept after 8 MB of junk tokens"
 
@@ -59,22 +70,10 @@ def test_unchecked_tokens_of_preflights_leave_no_memory_behind(
 ) -> None:
     """A CORS preflight answers 204 without checking its token: nothing of such a token is kept, access log on."""
     origin = serve_app(create_app(make_config(media)))
-    with caplog.at_level(logging.INFO, logger="origin_server.access"), \
-            socket.create_connection(("127.0.0.1", origin.port), timeout=10) as sock:
-        for number in range(20):
-            exchange(sock, f"OPTIONS {STREAM}warm{number} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        gc.collect()
-        tracemalloc.start()
-        try:
-            before = tracemalloc.get_traced_memory()[0]
-            for number in range(600):
-                caplog.clear()  # the records are the test's, not the server's
-                junk = f"{number:08d}" + "A" * 1990  # under the longest token, so the access log reads it
-                assert exchange(sock, f"OPTIONS {STREAM}{junk} HTTP/1.1\r\nHost: x\r\n\r\n".encode()) == 204
-            gc.collect()
-            kept = tracemalloc.get_traced_memory()[0] - before
-        finally:
-            tracemalloc.stop()
+    # Under the longest token, so the access log reads each; the captured records are the test's, not the server's.
+    junk = (f"{number:08d}" + "A" * 1990 for number in range(600))
+    with caplog.at_level(logging.INFO, logger="origin_server.access"):
+        kept = memory_kept(origin.port, "OPTIONS", junk, 204, between=caplog.clear)
     # urlsplit's 128 remembered targets (about 0.5 MB here) and the captured log text (about
     # 0.6 MB); not 1.2 MB of tokens more (a digest cache keyed by them kept 2.4 MB in all).
     assert kept < 1_700_000, f"{kept} bytes kept after 1.2 MB of unchecked tokens"
