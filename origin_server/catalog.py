@@ -72,6 +72,9 @@ FILES_COLUMNS = ("backend_name", "locator", "status")
 #: Seconds between two looks at the directory: a new snapshot is in force at
 #: most one interval plus one read after it was published.
 POLL_INTERVAL = 0.5
+#: Seconds a split clone's new manifest may wait for its database to be assembled (consumer-setup's
+#: hooks run right after git checked the pieces out) before the wait is reported.
+ASSEMBLY_GRACE = 30.0
 LOGGER = "origin_server.catalog"
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}\Z")
@@ -317,7 +320,10 @@ class Catalog:
     the caller's to report). :meth:`start` looks at the directory every
     ``interval`` seconds from a daemon thread; :meth:`refresh` is one look.
     A snapshot that cannot be trusted is logged once (until either file
-    changes again) and the one in force stays.
+    changes again) and the one in force stays. In a clone of the split
+    layout git writes the new manifest before the hooks assemble its
+    database: that wait is reported only if it lasts ``assembly_grace``
+    seconds.
 
     Args:
         directory: an export's target directory or a clone of the snapshot repository.
@@ -325,6 +331,7 @@ class Catalog:
             the catalog lists every file under a backend).
         interval: seconds between looks.
         scratch_dir: where the database is copied while read; None for the system's temporary directory.
+        assembly_grace: how long a split clone's database may lag its manifest before a warning.
 
     Raises:
         SettingError: (setting ``media_root``) a backend is None.
@@ -338,6 +345,7 @@ class Catalog:
         *,
         interval: float = POLL_INTERVAL,
         scratch_dir: Path | None = None,
+        assembly_grace: float = ASSEMBLY_GRACE,
     ) -> None:
         names = list(backends)
         if None in names:
@@ -349,6 +357,9 @@ class Catalog:
         self.backends = frozenset(name for name in names if name is not None)
         self.interval = interval
         self.scratch_dir = scratch_dir
+        self.assembly_grace = assembly_grace
+        # The refusal of a split clone's snapshot not assembled yet, and since when (monotonic seconds).
+        self._unassembled: tuple[str, float] | None = None
         self._seen = _signature(self.directory)
         self._index = read_catalog(self.directory, self.backends, scratch_dir=scratch_dir)
         self._stop = threading.Event()
@@ -377,9 +388,16 @@ class Catalog:
 
     def _refresh(self) -> bool:
         seen = _signature(self.directory)
-        if seen == self._seen:
-            return False
         current = self._index
+        if seen == self._seen:
+            if self._unassembled is not None and time.monotonic() - self._unassembled[1] >= self.assembly_grace:
+                _log.warning(
+                    "%s (not assembled after %g s: are snapbuild consumer-setup's hooks installed?); "
+                    "snapshot %s stays in force", self._unassembled[0], self.assembly_grace, current.snapshot_id,
+                )
+                self._unassembled = None
+            return False
+        self._unassembled = None
         started = time.perf_counter()
         try:
             if _read_manifest(self.directory)[1] == current.db_sha256:
@@ -390,6 +408,9 @@ class Catalog:
             if _signature(self.directory) != seen:
                 return False  # still being written: look again next time, without a warning
             self._seen = seen
+            if (self.directory / PARTS_DIR).is_dir():  # git wrote the manifest; the hook assembles next
+                self._unassembled = (str(error), time.monotonic())
+                return False
             _log.warning("%s; snapshot %s stays in force", error, current.snapshot_id)
             return False
         self._seen = seen

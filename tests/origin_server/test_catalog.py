@@ -252,6 +252,39 @@ def test_a_corrupt_new_snapshot_keeps_the_last_good_one_and_is_logged_once(
     assert list(scratch.iterdir()) == []
 
 
+def test_a_split_clone_s_manifest_may_lead_its_assembled_database_for_a_while(
+    published: Published, scratch: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """git checks out a split snapshot's manifest before the hook assembles its database: not a broken snapshot."""
+    (published.directory / "catalog_read.db.parts").mkdir()  # a clone of the split layout
+    catalog = Catalog(published.directory, (NAS,), scratch_dir=scratch, assembly_grace=0.3)
+    good_id = catalog.snapshot_id
+    old_db = (published.directory / "catalog_read.db").read_bytes()
+    published.set_status(published.listed()[0], "inactive")
+    published.export()
+    new_db = (published.directory / "catalog_read.db").read_bytes()
+    (published.directory / "catalog_read.db").write_bytes(old_db)  # the new manifest, the database not yet assembled
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    assert catalog.refresh() is False and catalog.snapshot_id == good_id
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # the hook is about to assemble it
+
+    (published.directory / "catalog_read.db").write_bytes(new_db)  # assembled
+    assert catalog.refresh() is True and catalog.snapshot_id != good_id
+
+    # A database that never gets assembled is reported once the grace has passed.
+    newer_id = catalog.snapshot_id
+    published.set_status(published.listed()[0], "inactive")
+    published.export()
+    (published.directory / "catalog_read.db").write_bytes(new_db)
+    assert catalog.refresh() is False
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    time.sleep(0.4)
+    assert catalog.refresh() is False
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "not assembled after 0.3 s" in warning and f"snapshot {newer_id} stays in force" in warning
+    assert list(scratch.iterdir()) == []
+
+
 def test_a_half_published_pair_waits_for_its_manifest(published: Published, scratch: Path, tmp_path: Path) -> None:
     """A new database under the old manifest (an export or a git checkout between its two files) changes nothing."""
     catalog = open_catalog(published, scratch)
