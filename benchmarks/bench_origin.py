@@ -72,8 +72,7 @@ STREAM = "/api/private-origin/stream/"
 # on plain waitress with the settings the origin runs with.
 BARE_APP = r'''
 import logging, os, re, sys, waitress
-from origin_server.config import DEFAULT_CONNECTION_LIMIT
-from origin_server.server import waitress_options
+from origin_server.server import default_connection_limit, waitress_options
 logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 PATH = sys.argv[1]
 SIZE = os.path.getsize(PATH)
@@ -90,7 +89,7 @@ def app(environ, start_response):
         start_response("200 OK", [("Content-Length", str(SIZE)), ("Content-Type", "audio/flac")])
     return environ["wsgi.file_wrapper"](f, 65536)
 options = waitress_options(host="127.0.0.1", port=int(sys.argv[2]), threads=int(sys.argv[3]),
-                           connection_limit=DEFAULT_CONNECTION_LIMIT)
+                           connection_limit=default_connection_limit())
 waitress.serve(app, _quiet=True, **options)
 '''
 

@@ -60,8 +60,8 @@ secret_file_option = click.option(
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 256), help="Worker threads.")
 @click.option(
     "--connection-limit",
-    default=DEFAULT_CONNECTION_LIMIT,
-    show_default=True,
+    default=None,
+    show_default=f"{DEFAULT_CONNECTION_LIMIT}, or what the open-file limit allows",
     type=click.IntRange(1, MAX_CONNECTION_LIMIT),
     help="Open connections at most (on Windows below select()'s ceiling of 512).",
 )
@@ -110,7 +110,7 @@ def serve(
     host: str,
     port: int,
     threads: int,
-    connection_limit: int,
+    connection_limit: int | None,
     header_timeout: float,
     cors_origins: tuple[str, ...],
     trusted_proxy: str | None,
@@ -147,7 +147,13 @@ def serve(
     from .catalog import Catalog
     from .config import OriginConfig, check_roots, parse_media_roots
     from .keys import read_key_file
-    from .server import configure_logging, listening, make_server
+    from .server import configure_logging, default_connection_limit, listening, make_server
+
+    if connection_limit is None:
+        connection_limit = default_connection_limit()
+        if connection_limit < DEFAULT_CONNECTION_LIMIT:
+            _warn(f"the open-file limit allows {connection_limit} connections, not {DEFAULT_CONNECTION_LIMIT} "
+                  "(raise it with ulimit -n, or give --connection-limit)")
 
     roots = parse_media_roots(media_roots)
     keys = read_key_file(secret_file, warn=_warn)

@@ -70,6 +70,23 @@ def forwarded_client(app: Callable[..., Any], trusted_proxy: str) -> Callable[..
     return middleware
 
 
+def open_files_for(connection_limit: int) -> int:
+    """Open files a connection limit needs: a socket and, while it streams, a file each; some to spare for logs."""
+    return 2 * connection_limit + 64
+
+
+def default_connection_limit() -> int:
+    """The connection limit when none is given: the default, or less if this system's open-file hard limit is lower."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit on sockets
+        return DEFAULT_CONNECTION_LIMIT
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard >= open_files_for(DEFAULT_CONNECTION_LIMIT):
+        return DEFAULT_CONNECTION_LIMIT
+    return max(1, (hard - open_files_for(0)) // 2)
+
+
 def _raise_open_file_limit(needed: int) -> None:
     """Raise this process's soft limit on open files to ``needed`` (POSIX), or refuse the connection limit.
 
@@ -152,8 +169,7 @@ def make_server(
         except ValueError:
             raise SettingError("trusted_proxy", trusted_proxy, f"{trusted_proxy!r} is not an IP address") from None
         app = forwarded_client(app, trusted_proxy)
-    # A connection holds a socket and, while it streams, a file; some to spare for logs and the like.
-    _raise_open_file_limit(2 * connection_limit + 64)
+    _raise_open_file_limit(open_files_for(connection_limit))
     options = waitress_options(host=host, port=port, threads=threads, connection_limit=connection_limit)
     try:
         return _bind(app, Adjustments(**options), header_timeout)

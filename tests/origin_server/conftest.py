@@ -200,7 +200,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def cli_server(args: list[str], *, env: dict[str, str] | None = None, timeout: float = 20) -> Iterator[tuple[Running, subprocess.Popen]]:
+def cli_server(
+    args: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 20,
+    preexec_fn: Callable[[], None] | None = None,
+) -> Iterator[tuple[Running, subprocess.Popen]]:
     """Run ``python -m origin_server serve ARGS --port 0`` and yield once its start line names the port."""
     command = [sys.executable, "-m", "origin_server", "serve", *args, "--host", "127.0.0.1", "--port", "0"]
     process = subprocess.Popen(
@@ -210,6 +216,7 @@ def cli_server(args: list[str], *, env: dict[str, str] | None = None, timeout: f
         env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
         text=True,
         encoding="utf-8",
+        preexec_fn=preexec_fn,  # noqa: PLW1509 - only sets a resource limit
     )
     try:
         deadline = time.monotonic() + timeout

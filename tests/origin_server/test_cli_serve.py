@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,9 +18,9 @@ from origin_server.config import MAX_CONNECTION_LIMIT
 from .conftest import SECRET, STREAM, Media, cli_server, token_for, write_private
 
 
-def run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
+def run_serve(
+    *args: str, env: dict[str, str] | None = None, preexec_fn: Callable[[], None] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "origin_server", "serve", *args, "--port", "0"],
         capture_output=True,
@@ -26,6 +28,7 @@ def run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
         encoding="utf-8",
         timeout=60,
         env={**os.environ, **(env or {})},
+        preexec_fn=preexec_fn,  # noqa: PLW1509 - only sets a resource limit
     )
 
 
@@ -73,8 +76,6 @@ def test_startup_refusals(tmp_path: Path, media: Media, key_file: Path) -> None:
 def test_serves_through_the_cli_with_the_env_key_file(media: Media, key_file: Path) -> None:
     args = ["--media-root", str(media.root), "--media-root", f"other={media.other_root}", "--threads", "2", "--healthz-details"]
     with cli_server(args, env={"ORIGIN_SECRET_FILE": str(key_file)}) as (origin, process):
-        import time
-
         token = token_for("马也 - Crabbit/海屿你.flac", expires_at=time.time() + 300)
         response = requests.get(origin.url + STREAM + token, headers={"Range": "bytes=0-1"}, timeout=10)
         assert response.status_code == 206
@@ -159,3 +160,24 @@ def test_a_key_file_others_can_read_is_one_warning_line(media: Media, key_file: 
         _out, err = process.communicate(timeout=10)
     warnings = [line for line in err.splitlines() if "warning" in line]
     assert warnings == [f"origin-server: warning: {key_file}: key file is readable by others (mode 644); chmod 600 it"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX open-file limits")
+def test_the_default_connection_limit_fits_a_low_open_file_limit(media: Media, key_file: Path) -> None:
+    """A system whose hard limit is 1024 open files still starts with the defaults, saying what it allows."""
+    import resource
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+    with cli_server(["--media-root", str(media.root), "--secret-file", str(key_file)], preexec_fn=low_limit) as (
+        origin,
+        process,
+    ):
+        token = token_for("test.flac", expires_at=time.time() + 300)
+        assert requests.get(origin.url + STREAM + token, timeout=10).status_code == 200
+    err = process.stderr.read()  # type: ignore[union-attr]
+    assert "origin-server: warning: the open-file limit allows 480 connections, not 1000" in err
+    explicit = run_serve("--media-root", str(media.root), "--secret-file", str(key_file), "--connection-limit", "1000",
+                         preexec_fn=low_limit)
+    assert explicit.returncode == 1 and "needs 2064 open files, and the system allows 1024" in explicit.stderr
